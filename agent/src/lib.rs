@@ -1,0 +1,7 @@
+//! hactl-agent: the VRRP (v2 and v3) and IPVS daemon behind hactl.
+//!
+//! The library holds everything that decides: the keepalived.conf model
+//! ([`config`]), the wire format ([`packet`]) and the RFC state machine
+//! ([`instance`]). None of it touches a socket or the real clock, so tests
+//! drive it with byte vectors and a virtual clock; the binary wires it to the
+//! network.
