@@ -295,6 +295,8 @@ pub enum DiscardReason {
     LowerPriority,
     /// Initialize and Fault do not take part in the protocol.
     NotListening,
+    /// The source is our own primary address (multicast loopback).
+    OwnAdvert,
 }
 
 /// What the caller must do, in order.
@@ -381,6 +383,7 @@ impl fmt::Display for Action {
                 f.write_str("discard (lower priority)")
             }
             Action::Discard(DiscardReason::NotListening) => f.write_str("discard (not listening)"),
+            Action::Discard(DiscardReason::OwnAdvert) => f.write_str("discard (our own advert)"),
             Action::Notify(state) => write!(f, "notify {state}"),
         }
     }
@@ -735,6 +738,12 @@ impl Instance {
     fn advert_received(&mut self, now: Duration, advert: &Advert, out: &mut Vec<Action>) {
         if !matches!(self.state, State::Backup | State::Master) {
             out.push(Action::Discard(DiscardReason::NotListening));
+            return;
+        }
+        // Our own advert looped back by multicast: answering it as a Master
+        // would start an advert storm with ourselves.
+        if advert.source == self.params.primary_address {
+            out.push(Action::Discard(DiscardReason::OwnAdvert));
             return;
         }
         // RFC 3768 7.1: the Adver Interval must match the local one; if not,

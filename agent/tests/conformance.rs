@@ -266,6 +266,16 @@ fn scripts_match_golden_transcripts() {
             ));
         }
     }
+    for golden in fs::read_dir(paths[0].parent().expect("scripts live in a directory"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "golden"))
+    {
+        if !golden.with_extension("script").exists() {
+            failures.push(format!("{} has no script", golden.display()));
+        }
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
