@@ -787,10 +787,17 @@ impl Instance {
         // RFC 5798 6.4.2: Preempt_Mode false or priority >= local: learn
         // Master_Adver_Interval (v3 only; RFC 3768 has no such variable),
         // reset Master_Down_Timer to Master_Down_Interval.
-        if self.params.version == Version::V3 {
-            self.master_adver_interval = advert.max_advert_interval;
-        }
+        self.learn_interval(advert);
         self.arm(Timer::MasterDown, self.master_down_interval(), out);
+    }
+
+    /// RFC 5798 6.4.2/6.4.3: Master_Adver_Interval comes from the advert
+    /// (v3 only). A zero interval would make Master_Down_Interval zero and the
+    /// backup flap, so the floor is the smallest encodable one, 1 cs.
+    fn learn_interval(&mut self, advert: &Advert) {
+        if self.params.version == Version::V3 {
+            self.master_adver_interval = advert.max_advert_interval.max(Duration::from_millis(10));
+        }
     }
 
     fn master_advert(&mut self, advert: &Advert, out: &mut Vec<Action>) {
@@ -807,9 +814,7 @@ impl Instance {
         let higher = advert.priority > self.priority
             || (advert.priority == self.priority && advert.source > self.params.primary_address);
         if higher {
-            if self.params.version == Version::V3 {
-                self.master_adver_interval = advert.max_advert_interval;
-            }
+            self.learn_interval(advert);
             let reason = Reason::HigherPriority {
                 source: advert.source,
                 priority: advert.priority,

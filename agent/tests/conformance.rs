@@ -642,3 +642,25 @@ fn stale_timer_expiry_changes_nothing() {
         })
     );
 }
+
+#[test]
+fn a_zero_interval_advert_cannot_make_the_backup_flap() {
+    let mut vi1 = Instance::new(default_params("vi1")).expect("valid params");
+    vi1.handle(Duration::ZERO, Event::Startup);
+    let actions = vi1.handle(
+        Duration::from_millis(100),
+        Event::AdvertReceived(Advert {
+            source: "10.0.0.2".parse().expect("literal address"),
+            priority: 200,
+            max_advert_interval: Duration::ZERO,
+        }),
+    );
+    // 1 cs floor: MDI = 3 cs + 156 * 1 / 256 = 0 cs.
+    assert_eq!(
+        actions,
+        vec![Action::ArmTimer {
+            timer: Timer::MasterDown,
+            after: Duration::from_millis(30)
+        }]
+    );
+}
