@@ -25,6 +25,7 @@
 //! simulator) and unit tests of the timing arithmetic.
 
 use std::fs;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -663,4 +664,65 @@ fn a_zero_interval_advert_cannot_make_the_backup_flap() {
             after: Duration::from_millis(30)
         }]
     );
+}
+
+#[test]
+fn sync_groups_fail_over_together_between_two_hosts() {
+    let grouped = |priority: u8, last_octet: u8| {
+        let instances = [("www", 1u8), ("db", 2u8)]
+            .into_iter()
+            .map(|(name, vrid)| {
+                let mut params = default_params(name);
+                params.vrid = vrid;
+                params.base_priority = priority;
+                params.primary_address = IpAddr::from([10, 0, vrid, last_octet]);
+                params.tracks = vec![Track {
+                    name: format!("{name}-check"),
+                    weight: 0,
+                }];
+                Instance::new(params).expect("valid params")
+            })
+            .collect();
+        let group = SyncGroup {
+            name: "g".into(),
+            members: vec!["www".into(), "db".into()],
+        };
+        Router::new(instances, vec![group]).expect("valid group")
+    };
+    let mut sim = Sim::new(LINK_DELAY);
+    let x = sim.add_host("lb01", grouped(150, 1));
+    let y = sim.add_host("lb02", grouped(100, 2));
+    sim.inject_all(x, &Event::Startup);
+    sim.inject_all(y, &Event::Startup);
+    sim.run_until(Duration::from_secs(10));
+    assert_eq!(sim.masters(1), vec![(x, 0)]);
+    assert_eq!(sim.masters(2), vec![(x, 1)]);
+
+    // Only db's check fails on lb01: both of its instances go to Fault and
+    // lb02 takes both VIPs after Skew_Time (priority 0 adverts).
+    let db = Event::TrackChanged {
+        name: "db-check".into(),
+        up: false,
+    };
+    sim.inject(x, 1, db);
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.masters(1), vec![(y, 0)]);
+    assert_eq!(sim.masters(2), vec![(y, 1)]);
+    let states: Vec<State> = sim
+        .router(x)
+        .instances()
+        .iter()
+        .map(|i| i.state())
+        .collect();
+    assert_eq!(states, vec![State::Fault, State::Fault]);
+
+    // The check recovers: lb01 returns as Backup and preempts both again.
+    let up = Event::TrackChanged {
+        name: "db-check".into(),
+        up: true,
+    };
+    sim.inject(x, 1, up);
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.masters(1), vec![(x, 0)]);
+    assert_eq!(sim.masters(2), vec![(x, 1)]);
 }
