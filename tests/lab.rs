@@ -10,11 +10,27 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
 
 use hactl::lab::{Lab, LabError, LabHost, LabName, LabPaths, PRIVATE_DIRS, SshIdentity};
 use serde_json::Value;
 
+/// Labs and subnets handed out so far by this test binary.
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
+static NEXT_SUBNET: AtomicU8 = AtomicU8::new(0);
+
+/// Each run of this binary owns 8 subnets 10.213.N.0/24, picked by its PID,
+/// so parallel runs do not collide.
+const SUBNETS_PER_RUN: u8 = 8;
+
+/// Where a test keeps its lab state.
+enum StateRoot {
+    /// Under the temporary directory.
+    Temporary,
+    /// Under /var/lib/hactl like the default, which each host's private
+    /// /var/lib/hactl hides: the holder must bind that one last.
+    UnderVarLibHactl,
+}
 
 /// A lab that is removed when the test ends, however it ends.
 struct TestLab {
@@ -24,29 +40,35 @@ struct TestLab {
 }
 
 impl TestLab {
-    /// Builds a lab of `count` hosts named `h1`, `h2`, ...; the first host's
-    /// sshd listens on port 22, the others on 2201, 2202, ...
+    /// Builds a lab of `count` hosts named `h1`, `h2`, ... on one subnet;
+    /// the first host's sshd listens on port 22, the others on 2202, ...
     #[track_caller]
-    fn up(count: u8) -> TestLab {
+    fn up(count: u8, subnets: u8, root: StateRoot) -> TestLab {
         assert!(
             is_root(),
             "the lab tests build namespaces: run them as root"
         );
         let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
-        assert!(n < 6, "at most 6 labs per test binary (subnet plan)");
+        let first = NEXT_SUBNET.fetch_add(subnets, Ordering::SeqCst);
+        assert!(first + subnets <= SUBNETS_PER_RUN, "out of test subnets");
         let pid = std::process::id();
         let name = LabName::new(&format!("t{pid:x}x{n}")).unwrap();
-        // Parallel runs of this binary get different subnets too.
-        let subnet = u8::try_from(pid % 40 * 6).unwrap() + n;
+        let base = u8::try_from(pid % 30).unwrap() * SUBNETS_PER_RUN;
+        // Hosts go round-robin over the lab's subnets.
         let hosts: Vec<LabHost> = (1..=count)
             .map(|i| {
+                let subnet = base + first + (i - 1) % subnets;
                 let mut host =
                     LabHost::new(&format!("h{i}"), Ipv4Addr::new(10, 213, subnet, i), 24);
                 host.ssh_port = if i == 1 { 22 } else { 2200 + u16::from(i) };
                 host
             })
             .collect();
-        let paths = LabPaths::new(std::env::temp_dir().join(format!("hactl-lab-tests-{pid}-{n}")));
+        let parent = match root {
+            StateRoot::Temporary => std::env::temp_dir(),
+            StateRoot::UnderVarLibHactl => PathBuf::from("/var/lib/hactl"),
+        };
+        let paths = LabPaths::new(parent.join(format!("lab-tests-{pid}-{n}")));
         let test_lab = TestLab {
             lab: Lab::new(name, &paths),
             paths,
@@ -55,6 +77,14 @@ impl TestLab {
         let report = test_lab.lab.up(&test_lab.hosts).unwrap();
         assert!(!report.is_unchanged(), "a first up must build something");
         test_lab
+    }
+
+    /// The sshd PID of every host, in host order.
+    #[track_caller]
+    fn sshd_pids(&self) -> Vec<u32> {
+        let status = self.lab.status().unwrap();
+        assert!(status.is_healthy(), "{status:?}");
+        status.hosts.iter().map(|h| h.sshd_pid.unwrap()).collect()
     }
 
     fn name(&self) -> &LabName {
@@ -188,7 +218,7 @@ fn assert_lab_is_gone(test_lab: &TestLab, pids: &[u32]) {
 
 #[test]
 fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
-    let test_lab = TestLab::up(3);
+    let test_lab = TestLab::up(3, 1, StateRoot::Temporary);
     let lab = &test_lab.lab;
     let identity = lab.ssh_identity();
     let name = test_lab.name();
@@ -271,17 +301,14 @@ fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
 
     // Status sees every host up.
     let status = lab.status().unwrap();
-    assert!(status.is_healthy(), "{status:?}");
     let names: Vec<&str> = status.hosts.iter().map(|h| h.name.as_str()).collect();
     assert_eq!(names, ["h1", "h2", "h3"]);
-    let pids: Vec<u32> = status.hosts.iter().map(|h| h.sshd_pid.unwrap()).collect();
+    let pids = test_lab.sshd_pids();
 
     // A second up changes nothing.
     let again = lab.up(&test_lab.hosts).unwrap();
     assert!(again.is_unchanged(), "{:?}", again.changes);
-    let status = lab.status().unwrap();
-    let pids_again: Vec<u32> = status.hosts.iter().map(|h| h.sshd_pid.unwrap()).collect();
-    assert_eq!(pids_again, pids);
+    assert_eq!(test_lab.sshd_pids(), pids);
 
     // Down removes it all; a second down has nothing left to do.
     let report = lab.down().unwrap();
@@ -292,7 +319,7 @@ fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
 
 #[test]
 fn down_after_a_crash_removes_everything() {
-    let test_lab = TestLab::up(2);
+    let test_lab = TestLab::up(2, 1, StateRoot::UnderVarLibHactl);
     let name = test_lab.name().clone();
 
     // A lab keeps the hosts it was built with.
@@ -303,6 +330,20 @@ fn down_after_a_crash_removes_everything() {
         Err(LabError::SpecChanged { .. })
     ));
 
+    // Another lab may not take a subnet this one routes.
+    let intruder = Lab::new(LabName::new(&format!("{name}i")).unwrap(), &test_lab.paths);
+    match intruder.up(&test_lab.hosts) {
+        Err(LabError::SubnetInUse { subnet, .. }) => {
+            assert_eq!(
+                subnet,
+                format!("10.213.{}.0/24", test_lab.hosts[0].address.octets()[2])
+            );
+        }
+        other => panic!("expected SubnetInUse, got {other:?}"),
+    }
+    assert!(!intruder.dir().exists());
+    assert_eq!(namespaces_of(intruder.name()), Vec::<String>::new());
+
     // Something else runs in a host, as an agent would.
     let mut straggler = test_lab
         .lab
@@ -310,14 +351,7 @@ fn down_after_a_crash_removes_everything() {
         .unwrap()
         .spawn()
         .unwrap();
-    let mut pids: Vec<u32> = test_lab
-        .lab
-        .status()
-        .unwrap()
-        .hosts
-        .iter()
-        .map(|h| h.sshd_pid.unwrap())
-        .collect();
+    let mut pids = test_lab.sshd_pids();
     pids.push(straggler.id());
     assert!(test_lab.lab.dir().join("state.json").exists());
 
@@ -331,15 +365,8 @@ fn down_after_a_crash_removes_everything() {
 
 #[test]
 fn down_finds_a_lab_whose_state_file_is_lost() {
-    let test_lab = TestLab::up(1);
-    let pids: Vec<u32> = test_lab
-        .lab
-        .status()
-        .unwrap()
-        .hosts
-        .iter()
-        .map(|h| h.sshd_pid.unwrap())
-        .collect();
+    let test_lab = TestLab::up(1, 1, StateRoot::Temporary);
+    let pids = test_lab.sshd_pids();
     let state: PathBuf = test_lab.lab.dir().join("state.json");
     fs::remove_file(&state).unwrap();
     assert!(!test_lab.lab.exists());
@@ -348,4 +375,79 @@ fn down_finds_a_lab_whose_state_file_is_lost() {
     let report = fresh.down().unwrap();
     assert!(!report.removed.is_empty());
     assert_lab_is_gone(&test_lab, &pids);
+}
+
+#[test]
+fn up_repairs_a_lab_on_two_subnets_whose_sshd_died() {
+    let test_lab = TestLab::up(2, 2, StateRoot::UnderVarLibHactl);
+    let lab = &test_lab.lab;
+    let identity = lab.ssh_identity();
+    let (h1, h2) = (&test_lab.hosts[0], &test_lab.hosts[1]);
+    assert_ne!(h1.address.octets()[2], h2.address.octets()[2]);
+
+    // One controller link per subnet, each on its own subnet only.
+    let mut addresses: Vec<String> = links_of(test_lab.name())
+        .into_iter()
+        .flat_map(|(_, addresses)| addresses)
+        .collect();
+    addresses.sort();
+    let mut want: Vec<String> = [h1, h2]
+        .iter()
+        .map(|h| format!("10.213.{}.254/24", h.address.octets()[2]))
+        .collect();
+    want.sort();
+    assert_eq!(addresses, want);
+
+    // A host file written before the crash is there after the repair.
+    let output = test_lab.in_host("h2", "echo kept > /var/lib/hactl/before");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // h2's sshd dies; status says so and leaves h1 alone.
+    let pids = test_lab.sshd_pids();
+    let killed = Command::new("kill")
+        .arg(pids[1].to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut status = lab.status().unwrap();
+    while status.hosts[1].sshd_pid.is_some() && Instant::now() < deadline {
+        status = lab.status().unwrap();
+    }
+    assert_eq!(status.hosts[1].sshd_pid, None, "{status:?}");
+    assert!(!status.hosts[1].answers_ssh);
+    assert_eq!(status.hosts[0].sshd_pid, Some(pids[0]));
+    assert!(status.hosts[0].answers_ssh);
+    assert!(matches!(
+        lab.exec("h2", &["true"]),
+        Err(LabError::HostNotRunning { .. })
+    ));
+
+    // Up restarts exactly that sshd, with the same host key.
+    let report = lab.up(&test_lab.hosts).unwrap();
+    assert_eq!(report.changes.len(), 1, "{:?}", report.changes);
+    assert!(
+        report.changes[0].starts_with("started sshd of h2"),
+        "{:?}",
+        report.changes
+    );
+    for host in [h1, h2] {
+        let output = ssh(
+            &identity,
+            host,
+            "hostname; cat /var/lib/hactl/before 2>/dev/null || true",
+        );
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            host.name,
+            text(&output.stderr)
+        );
+        let want = if host.name == "h2" { "h2\nkept" } else { "h1" };
+        assert_eq!(text(&output.stdout), want);
+    }
+    let status = lab
+        .exec("h2", &["test", "-f", "/etc/ssh/sshd_config"])
+        .unwrap();
+    assert!(status.success());
 }

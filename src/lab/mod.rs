@@ -34,6 +34,8 @@ use std::process::{Command, ExitStatus};
 use std::thread;
 use std::time::Duration;
 
+use serde::Serialize;
+
 pub use error::LabError;
 pub use names::LabName;
 pub use paths::{LabPaths, PRIVATE_DIRS, SYSTEM_LAB_ROOT};
@@ -57,7 +59,7 @@ pub struct Lab {
 }
 
 /// What `up` did. An empty `changes` means the lab was already as asked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UpReport {
     pub lab: LabName,
     pub changes: Vec<String>,
@@ -71,14 +73,14 @@ impl UpReport {
 }
 
 /// What `down` removed; empty when there was no lab.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DownReport {
     pub lab: LabName,
     pub removed: Vec<String>,
 }
 
 /// The lab as `status` found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LabStatus {
     pub lab: LabName,
     pub hosts: Vec<HostStatus>,
@@ -94,7 +96,7 @@ impl LabStatus {
 }
 
 /// One host as `status` found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HostStatus {
     pub name: String,
     pub address: Ipv4Addr,

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use super::system::run;
 use super::{LabError, LabHost, LabName};
 
 /// What an SSH client needs to log into a lab's hosts as root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SshIdentity {
     /// The lab's private key (`ssh -i`).
     pub private_key: PathBuf,

@@ -233,15 +233,12 @@ impl Build<'_> {
             command: format!("ip link show dev {name}"),
             reason: format!("{name} vanished from {place}"),
         })?;
-        if let Some(master) = master
-            && facts.master.as_deref() != Some(master)
-        {
+        // (No let chains: the workspace's rust-version is 1.85.)
+        if let Some(master) = master.filter(|m| facts.master.as_deref() != Some(*m)) {
             run(ip(namespace).args(["link", "set", name, "master", master]))?;
             self.change(format!("attached {name} to {master} in {place}"));
         }
-        if let Some((address, prefix_len)) = address
-            && !facts.ipv4.contains(&(address, prefix_len))
-        {
+        if let Some((address, prefix_len)) = address.filter(|a| !facts.ipv4.contains(a)) {
             let cidr = format!("{address}/{prefix_len}");
             run(ip(namespace).args(["addr", "add", &cidr, "dev", name]))?;
             self.change(format!("added {cidr} to {name} in {place}"));
@@ -311,7 +308,21 @@ impl Build<'_> {
         for host in hosts {
             let left = deadline.saturating_duration_since(Instant::now());
             let probe = Duration::from_millis(500);
-            if !wait_for(left, || answers_ssh(host.address, host.ssh_port, probe)) {
+            let namespace = names::host_namespace(&self.lab.name, &host.name);
+            let mut died = false;
+            let answered = wait_for(left, || {
+                // A holder that died (sshd refused its config, the port is
+                // taken) will never answer: fail now, with its log.
+                died = holder::running_pid(self.dir(), host, &namespace).is_none();
+                died || answers_ssh(host.address, host.ssh_port, probe)
+            });
+            if died {
+                return Err(LabError::HolderDidNotStart {
+                    host: host.name.clone(),
+                    log: holder::log_tail(self.dir(), &host.name),
+                });
+            }
+            if !answered {
                 return Err(LabError::SshdTimeout {
                     host: host.name.clone(),
                     address: host.address,
