@@ -249,23 +249,29 @@ fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
     assert_eq!(links.len(), 1, "{links:?}");
     assert_eq!(links[0].1, [controller]);
 
-    // The hosts reach each other: h1 fetches the host keys of h2 and h3
-    // over the bridge, and they are the keys the controller trusts.
+    // The hosts reach each other, by name: h1 fetches the host keys of h2
+    // and h3 over the bridge, and they are the keys the controller trusts.
     let known_hosts = fs::read_to_string(&identity.known_hosts).unwrap();
     for peer in &test_lab.hosts[1..] {
         let scan = test_lab.in_host(
             "h1",
             &format!(
                 "ssh-keyscan -T 5 -t ed25519 -p {} {}",
-                peer.ssh_port, peer.address
+                peer.ssh_port, peer.name
             ),
         );
         assert!(scan.status.success(), "{}", text(&scan.stderr));
         let scanned = text(&scan.stdout);
-        let key_line = scanned.lines().find(|l| !l.starts_with('#')).unwrap();
+        // "[h2]:2202 ssh-ed25519 AAAA...": the key after the name.
+        let (_, key) = scanned
+            .lines()
+            .find(|l| !l.starts_with('#'))
+            .and_then(|l| l.split_once(' '))
+            .unwrap_or_else(|| panic!("no key in {scanned:?}"));
+        let trusted = format!("[{}]:{} {key}", peer.address, peer.ssh_port);
         assert!(
-            known_hosts.lines().any(|l| l == key_line),
-            "{key_line} not in\n{known_hosts}"
+            known_hosts.lines().any(|l| l == trusted),
+            "{trusted} not in\n{known_hosts}"
         );
     }
 
@@ -292,6 +298,8 @@ fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
             assert_eq!(output.status.code(), Some(1), "{other} sees {dir}/{probe}");
         }
     }
+    let controller_hosts = fs::read_to_string("/etc/hosts").unwrap();
+    assert!(!controller_hosts.contains(&format!("hactl lab {name}")));
     for dir in PRIVATE_DIRS {
         assert!(
             !Path::new(dir).join(&probe).exists(),

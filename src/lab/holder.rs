@@ -18,7 +18,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::paths::{PRIVATE_DIRS, holder_log, holder_pid_file, host_dir, host_private_dir};
+use super::paths::{
+    PRIVATE_DIRS, PRIVATE_HOSTS_FILE, holder_log, holder_pid_file, host_dir, host_private_dir,
+};
 use super::system::{describe, is_alive, namespace_inode, net_namespace_of, shell_quote, wait_for};
 use super::{LabError, LabHost};
 
@@ -42,6 +44,12 @@ pub(crate) fn script(dir: &Path, host: &LabHost) -> String {
             shell_quote(&host.name)
         ),
     ];
+    // /etc/hosts always exists and never contains the lab directory.
+    lines.push(format!(
+        "mount --bind {} {target}",
+        shell_quote(&host_private_dir(dir, &host.name, PRIVATE_HOSTS_FILE).to_string_lossy()),
+        target = shell_quote(PRIVATE_HOSTS_FILE),
+    ));
     for target in targets {
         let source = host_private_dir(dir, &host.name, target);
         // The mount point may be missing on the controller (/etc/hactl);
@@ -163,7 +171,12 @@ mod tests {
             assert_eq!(binds, 1, "{target} bound {binds} times");
         }
 
+        assert_eq!(
+            lines[3],
+            "mount --bind '/var/lib/hactl/lab/demo/hosts/lb1/root/etc/hosts' '/etc/hosts'"
+        );
+
         let elsewhere = super::script(Path::new("/tmp/labs/demo"), &host);
-        assert!(elsewhere.lines().nth(3).unwrap().ends_with(" '/etc/hactl'"));
+        assert!(elsewhere.lines().nth(4).unwrap().ends_with(" '/etc/hactl'"));
     }
 }

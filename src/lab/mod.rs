@@ -4,7 +4,8 @@
 //! Each host gets a network namespace (`hl-<lab>.<host>`), a UTS namespace
 //! whose hostname is its inventory name, a mount namespace with private
 //! `/etc/hactl`, `/var/lib/hactl`, `/run/hactl`, `/etc/keepalived`,
-//! `/usr/local/lib/hactl`, `/etc/ssh` and `/run/sshd`, and an sshd on its
+//! `/usr/local/lib/hactl`, `/etc/ssh` and `/run/sshd`, an `/etc/hosts` that
+//! names every lab host, and an sshd on its
 //! inventory address and port. The controller (the namespace hactl runs in)
 //! reaches the hosts through one veth per subnet, so plain `ssh` with the
 //! lab's key works, and hactl's SSH layer picks the key up through
@@ -38,7 +39,7 @@ use serde::Serialize;
 
 pub use error::LabError;
 pub use names::LabName;
-pub use paths::{LabPaths, PRIVATE_DIRS, SYSTEM_LAB_ROOT};
+pub use paths::{LabPaths, PRIVATE_DIRS, PRIVATE_HOSTS_FILE, SYSTEM_LAB_ROOT};
 pub use ssh::SshIdentity;
 pub use topology::LabHost;
 

@@ -12,6 +12,7 @@
 //!   hosts/<host>/root/etc/ssh/          the host's /etc/ssh: sshd_config,
 //!                                       host key, authorized_keys, sshd.pid
 //!   hosts/<host>/root/etc/hactl/ ...    the host's private directories
+//!   hosts/<host>/root/etc/hosts         the host's /etc/hosts
 //! ```
 
 use std::fs::{self, DirBuilder, OpenOptions, Permissions};
@@ -36,6 +37,10 @@ pub const PRIVATE_DIRS: [&str; 7] = [
     "/etc/ssh",
     "/run/sshd",
 ];
+
+/// The file each lab host gets for itself: `/etc/hosts` names every lab
+/// host, so hosts (and their keepalived scripts) reach peers by name.
+pub const PRIVATE_HOSTS_FILE: &str = "/etc/hosts";
 
 /// Where labs keep their state: `/var/lib/hactl/lab` unless a caller (a
 /// test, `--lab-dir`) picks another root.

@@ -92,6 +92,17 @@ pub(crate) fn render_sshd_config(lab: &LabName, host: &LabHost) -> String {
     )
 }
 
+/// The /etc/hosts of every lab host: loopback names and all lab hosts.
+pub(crate) fn render_etc_hosts(lab: &LabName, hosts: &[LabHost]) -> String {
+    let mut text = format!(
+        "# /etc/hosts of hactl lab {lab}\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    );
+    for host in hosts {
+        text.push_str(&format!("{}\t{}\n", host.address, host.name));
+    }
+    text
+}
+
 /// known_hosts lines for every host: `[address]:port` and `address`.
 pub(crate) fn render_known_hosts(hosts: &[(&LabHost, String)]) -> String {
     let mut text = String::new();
@@ -177,6 +188,15 @@ mod tests {
         ] {
             assert!(lines.contains(&want), "{want} missing from\n{config}");
         }
+    }
+
+    #[test]
+    fn etc_hosts_names_every_lab_host() {
+        let lb2 = LabHost::new("lb2", Ipv4Addr::new(10, 213, 1, 2), 24);
+        let text = render_etc_hosts(&LabName::new("demo").unwrap(), &[lb1(), lb2]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "127.0.0.1\tlocalhost");
+        assert_eq!(&lines[3..], ["10.213.1.1\tlb1", "10.213.1.2\tlb2"]);
     }
 
     #[test]

@@ -19,12 +19,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::paths::{
-    PRIVATE_DIRS, client_key, ensure_dir, host_private_dir, known_hosts, ssh_config,
-    write_if_changed,
+    PRIVATE_DIRS, PRIVATE_HOSTS_FILE, client_key, ensure_dir, host_private_dir, known_hosts,
+    ssh_config, write_if_changed,
 };
 use super::ssh::{
-    answers_ssh, ensure_key, public_key_path, read_public_key, render_known_hosts,
-    render_ssh_config, render_sshd_config,
+    answers_ssh, ensure_key, public_key_path, read_public_key, render_etc_hosts,
+    render_known_hosts, render_ssh_config, render_sshd_config,
 };
 use super::state::LabState;
 use super::system::{conflicting_route, ip, link, namespace_exists, run, wait_for};
@@ -71,7 +71,7 @@ impl Lab {
                 .unwrap_or_default();
             build.host_network(index, host, segment)?;
         }
-        build.ssh_files(hosts)?;
+        build.host_files(hosts)?;
         build.holders(hosts)?;
         build.wait_for_sshd(hosts)?;
         build.client_files(hosts)?;
@@ -250,8 +250,8 @@ impl Build<'_> {
         Ok(())
     }
 
-    /// Keys and sshd configuration of every host.
-    fn ssh_files(&mut self, hosts: &[LabHost]) -> Result<(), LabError> {
+    /// Keys, sshd configuration and /etc/hosts of every host.
+    fn host_files(&mut self, hosts: &[LabHost]) -> Result<(), LabError> {
         let key = client_key(self.dir());
         if ensure_key(&key, &format!("hactl-lab-{}", self.lab.name))? {
             self.change(format!("made the lab key {}", key.display()));
@@ -261,7 +261,14 @@ impl Build<'_> {
             read_public_key(&public_key_path(&key))?,
             self.lab.name
         );
+        let etc_hosts = render_etc_hosts(&self.lab.name, hosts);
         for host in hosts {
+            // Written once: the lab's hosts never change while it is up, and
+            // a replaced file would not show through the running bind mount.
+            let path = host_private_dir(self.dir(), &host.name, PRIVATE_HOSTS_FILE);
+            if write_if_changed(&path, &etc_hosts, 0o644)? {
+                self.change(format!("wrote /etc/hosts of {}", host.name));
+            }
             let etc_ssh = host_private_dir(self.dir(), &host.name, "/etc/ssh");
             if ensure_key(
                 &etc_ssh.join("ssh_host_ed25519_key"),
