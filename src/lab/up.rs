@@ -3,11 +3,12 @@
 //! changed, so a second `up` changes nothing and says so.
 //!
 //! ```text
-//!  controller namespace           switch namespace hl-<lab>        host namespaces
-//!  hl<tag>.0  10.x.y.254/24 ───── c0 ─┐                             hl-<lab>.lb1
-//!   (only the lab subnet              br0 ─ h0 ──────────────────── eth0 10.x.y.1/24
-//!    is routed here)                      └ h1 ──────────────────── eth0 10.x.y.2/24
-//!                                                                    hl-<lab>.lb2
+//!  controller namespace      switch namespace hl-<lab>      host namespaces
+//!
+//!  hl<tag>.0 ──── veth ─────── c0 ─┐                        hl-<lab>.lb1
+//!  10.x.y.254/24                   br0 ─ h0 ──── veth ───── eth0 10.x.y.1/24
+//!  (routes the lab subnet          │                        hl-<lab>.lb2
+//!   and nothing else)              └──── h1 ──── veth ───── eth0 10.x.y.2/24
 //! ```
 //!
 //! The bridges live in their own namespace, so they carry nothing but the
