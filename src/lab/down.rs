@@ -32,9 +32,24 @@ impl Lab {
         let mut links: BTreeSet<String> = links_with_prefix(&names::link_prefix(&self.name))?
             .into_iter()
             .collect();
+        // The record only adds names the lab could have made: a damaged or
+        // foreign state file cannot make down delete anything else.
         if let Some(state) = &state {
-            lab_namespaces.extend(state.namespaces.iter().cloned());
-            links.extend(state.controller_links.iter().cloned());
+            let prefix = names::link_prefix(&self.name);
+            lab_namespaces.extend(
+                state
+                    .namespaces
+                    .iter()
+                    .filter(|n| names::is_lab_namespace(&self.name, n))
+                    .cloned(),
+            );
+            links.extend(
+                state
+                    .controller_links
+                    .iter()
+                    .filter(|l| l.starts_with(&prefix))
+                    .cloned(),
+            );
         }
         lab_namespaces.retain(|n| namespace_exists(n));
 
