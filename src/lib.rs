@@ -1,3 +1,5 @@
 //! hactl: the control CLI's library. `main.rs` only parses the command line,
 //! runs a command from here and maps its error to an exit code; integration
 //! tests reach the same code through this crate.
+
+pub mod lab;
