@@ -782,8 +782,7 @@ fn vrrp_instance(
     let mut preempt_delay_origin = None;
     // Set when the keyword was there, valid or not: a bad value is reported
     // once, not again as "missing".
-    let mut vrid_given = false;
-    let mut vips_given = false;
+    let given: HashSet<&str> = children.iter().map(|c| c.keyword.as_str()).collect();
     let mut i = VrrpInstance {
         name: name.clone(),
         origin: node.origin.clone(),
@@ -834,7 +833,6 @@ fn vrrp_instance(
             "interface" => interface = ctx.one(child).map(str::to_string),
             // RFC 5798 5.2.3: VRID 1..255.
             "virtual_router_id" => {
-                vrid_given = true;
                 if let Some(v) = ctx.one_int(child, 1, 255) {
                     vrid = u8::try_from(v).ok().map(|v| (v, child.origin.clone()));
                 }
@@ -882,11 +880,12 @@ fn vrrp_instance(
             }
             "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
                 if let Some(items) = ctx.block(child, 0) {
-                    vips_given |= child.keyword == "virtual_ipaddress" && !items.is_empty();
                     for item in items {
                         if let Some(vip) = virtual_address(ctx, item) {
-                            family_members.push((vip.address.addr, item.origin.clone()));
+                            // Excluded addresses are not in the advert, so
+                            // they may be of either family.
                             if child.keyword == "virtual_ipaddress" {
+                                family_members.push((vip.address.addr, item.origin.clone()));
                                 i.virtual_ipaddress.push(vip);
                             } else {
                                 i.virtual_ipaddress_excluded.push(vip);
@@ -967,10 +966,12 @@ fn vrrp_instance(
     match interface {
         Some(ifname) => i.interface = ifname,
         None => {
-            ctx.err(
-                &node.origin,
-                format!("vrrp_instance '{name}' has no interface"),
-            );
+            if !given.contains("interface") {
+                ctx.err(
+                    &node.origin,
+                    format!("vrrp_instance '{name}' has no interface"),
+                );
+            }
             complete = false;
         }
     }
@@ -980,7 +981,7 @@ fn vrrp_instance(
             i.vrid_origin = origin;
         }
         None => {
-            if !vrid_given {
+            if !given.contains("virtual_router_id") {
                 ctx.err(
                     &node.origin,
                     format!("vrrp_instance '{name}' has no virtual_router_id"),
@@ -990,7 +991,7 @@ fn vrrp_instance(
         }
     }
     if i.virtual_ipaddress.is_empty() {
-        if !vips_given {
+        if !given.contains("virtual_ipaddress") {
             ctx.err(
                 &node.origin,
                 format!("vrrp_instance '{name}' has no virtual_ipaddress"),
@@ -1432,7 +1433,12 @@ fn virtual_server(ctx: &mut Ctx, node: &Node) -> Option<VirtualServer> {
             _ => ctx.unknown(child, "virtual_server", VIRTUAL_SERVER),
         }
     }
+    let given: HashSet<&str> = children.iter().map(|c| c.keyword.as_str()).collect();
     let mut missing = |what: &str| {
+        if given.contains(what) {
+            // Present but invalid: already reported on its own line.
+            return;
+        }
         ctx.err(
             &node.origin,
             format!(
