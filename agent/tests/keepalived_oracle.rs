@@ -28,6 +28,11 @@ const BENIGN: &[&str] = &[
     "Truncating auth_pass to 8 characters",
     // A plain `include` whose pattern matches nothing: both only warn.
     "Config files missing",
+    // Tracking weights that keepalived ignores (sync group members, the
+    // address owner): both warn.
+    "with weights due to SYNC group",
+    "with weights due to address_owner",
+    "tracked interface weight due to SYNC group",
     // Scripts without enable_script_security: both warn.
     "SECURITY VIOLATION - scripts are being executed but script_security not enabled",
 ];

@@ -1078,15 +1078,6 @@ fn vrrp_instance(
         );
         i.accept = false;
     }
-    if i.priority == OWNER_PRIORITY
-        && (i.track_script.iter().any(|t| t.weight != Some(0))
-            || i.track_interface.iter().any(|t| t.weight.is_some()))
-    {
-        ctx.warn(
-            &node.origin,
-            "tracking weights do not apply to the address owner (priority 255)",
-        );
-    }
     let own = i.interface.clone();
     i.track_interface.retain(|t| {
         if t.name == own {

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 
 use super::error::{Diagnostic, Origin};
-use super::parse::did_you_mean;
-use super::{Config, Family, HealthCheck};
+use super::parse::{OWNER_PRIORITY, did_you_mean};
+use super::{Config, Family, HealthCheck, VrrpInstance};
 
 pub fn check(config: &Config, diags: &mut Vec<Diagnostic>) {
     unique(
@@ -50,6 +50,7 @@ pub fn check(config: &Config, diags: &mut Vec<Diagnostic>) {
     );
     vrids(config, diags);
     sync_groups(config, diags);
+    owner_weights(config, diags);
     script_security(config, diags);
 }
 
@@ -133,14 +134,45 @@ fn sync_groups(config: &Config, diags: &mut Vec<Diagnostic>) {
     // keepalived ignores tracking weights of synced instances: the group
     // moves as one, so a weight would move only one of them.
     for i in &config.vrrp_instances {
-        if member_of.contains_key(i.name.as_str())
-            && (i.track_script.iter().any(|t| t.weight != Some(0))
-                || i.track_interface.iter().any(|t| t.weight.is_some()))
-        {
+        if member_of.contains_key(i.name.as_str()) && has_weights(config, i) {
             diags.push(Diagnostic::warning(
                 &i.origin,
                 format!(
                     "tracking weights of vrrp_instance '{}' are ignored in a sync group, as keepalived does",
+                    i.name
+                ),
+            ));
+        }
+    }
+}
+
+/// Whether any tracked script or interface of `i` moves its priority.
+fn has_weights(config: &Config, i: &VrrpInstance) -> bool {
+    let script_weight = |name: &str| {
+        config
+            .vrrp_scripts
+            .iter()
+            .find(|s| s.name == name)
+            .map_or(0, |s| s.weight)
+    };
+    i.track_script
+        .iter()
+        .any(|t| t.weight.unwrap_or_else(|| script_weight(&t.name)) != 0)
+        || i.track_interface
+            .iter()
+            .any(|t| t.weight.is_some_and(|w| w != 0))
+}
+
+/// RFC 5798 6.1: the address owner always has priority 255, so tracking
+/// cannot lower it; keepalived ignores the weights.
+fn owner_weights(config: &Config, diags: &mut Vec<Diagnostic>) {
+    for i in &config.vrrp_instances {
+        if i.priority == OWNER_PRIORITY && has_weights(config, i) {
+            diags.push(Diagnostic::warning(
+                &i.origin,
+                format!(
+                    "tracking weights of vrrp_instance '{}' do not apply to the address owner \
+                     (priority 255), as in keepalived",
                     i.name
                 ),
             ));
