@@ -116,7 +116,11 @@ fn lexer_lines() {
             &["virtual_ipaddress", "{", "10.0.0.1", "}"],
         ),
         ("}", &["}"]),
-        ("url#frag x", &["url#frag", "x"]),
+        (
+            "priority 100#no blank before the comment",
+            &["priority", "100"],
+        ),
+        ("nopreempt!x", &["nopreempt"]),
         ("", &[]),
     ];
     for (line, want) in table {
@@ -254,6 +258,16 @@ fn error_cases() -> Vec<(&'static str, String, Vec<&'static str>)> {
             "unknown VIP option",
             instance("").replace("10.0.0.50/24", "10.0.0.50/24 device eth0"),
             vec!["10: unknown virtual address option 'device'"],
+        ),
+        (
+            "a missing '}' nests the next instance",
+            format!(
+                "{HEADER}vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 1\n virtual_ipaddress {{\n  10.0.0.1\n}}\nvrrp_instance VI_2 {{\n}}\n"
+            ),
+            vec![
+                "5: block 'vrrp_instance' opened here is never closed",
+                "11: unknown keyword 'vrrp_instance' in vrrp_instance ('vrrp_instance' belongs in the top level; is a '}' missing above?)",
+            ],
         ),
         (
             "misplaced real_server",

@@ -33,6 +33,8 @@ const BENIGN: &[&str] = &[
     "with weights due to SYNC group",
     "with weights due to address_owner",
     "tracked interface weight due to SYNC group",
+    // nopreempt for the address owner: both clear it and warn.
+    "nopreempt is incompatible with priority 255",
     // Scripts without enable_script_security: both warn.
     "SECURITY VIOLATION - scripts are being executed but script_security not enabled",
 ];

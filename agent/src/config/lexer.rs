@@ -2,7 +2,8 @@
 //!
 //! The grammar is line based (keepalived.conf(5)): words separated by blanks,
 //! `"quoted strings"` that keep their blanks, `{` and `}` as tokens of their
-//! own, and comments from a `!` or `#` that starts a word to the end of the
+//! own, and comments from a `!` or `#` outside quotes (even inside a word,
+//! as keepalived reads `priority 100#x` as `priority 100`) to the end of the
 //! line. `include PATTERN` splices the files matching a glob in place; a
 //! relative pattern is relative to the directory of the including file, as
 //! keepalived changes into that directory while it reads an included file.
@@ -108,7 +109,7 @@ pub fn lex_line(line: &str) -> Result<Vec<TokenKind>, String> {
             _ => {
                 let mut end = line.len();
                 while let Some(&(i, c)) = chars.peek() {
-                    if c.is_whitespace() || c == '{' || c == '}' || c == '"' {
+                    if c.is_whitespace() || matches!(c, '{' | '}' | '"' | '!' | '#') {
                         end = i;
                         break;
                     }

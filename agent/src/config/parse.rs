@@ -292,7 +292,12 @@ impl Ctx<'_> {
             .iter()
             .find(|(name, t)| *name != block && t.contains(&node.keyword.as_str()))
         {
-            message.push_str(&format!(" ('{}' belongs in {home})", node.keyword));
+            message.push_str(&format!(" ('{}' belongs in {home}", node.keyword));
+            if *home == "the top level" {
+                // A top-level block nested somewhere: a '}' is missing.
+                message.push_str("; is a '}' missing above?");
+            }
+            message.push(')');
         }
         self.err(&node.origin, message);
     }
@@ -1051,6 +1056,14 @@ fn vrrp_instance(
             auth_origin.as_ref(),
             preempt_delay_origin.as_ref(),
         );
+    }
+    if i.nopreempt && i.priority == OWNER_PRIORITY {
+        // RFC 5798 6.4.1: the owner always takes over.
+        ctx.warn(
+            &node.origin,
+            "nopreempt has no effect for the address owner (priority 255); cleared as keepalived does",
+        );
+        i.nopreempt = false;
     }
     if i.nopreempt && i.state == InitialState::Master {
         ctx.warn(
