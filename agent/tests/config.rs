@@ -599,3 +599,24 @@ fn check_json_matches_golden() {
         "--json output changed; HACTL_UPDATE_GOLDEN=1 regenerates it"
     );
 }
+
+#[test]
+fn keepalived_defaults_are_filled_in() {
+    let loaded = config::load(&corpus("valid/vs-defaults.conf")).expect("valid");
+    let c = &loaded.config;
+    assert_eq!(
+        c.global_defs.notification_email,
+        ["ops@example.com", "noc@example.com"]
+    );
+    assert!(c.vrrp_instances[0].smtp_alert);
+    let vs = &c.virtual_servers[0];
+    assert_eq!(vs.persistence_timeout, Some(360));
+    assert_eq!(
+        vs.real_servers[0].port, 8080,
+        "real_server takes the service port"
+    );
+    let config::HealthCheck::Tcp(common) = &vs.real_servers[0].checks[0] else {
+        panic!("expected TCP_CHECK");
+    };
+    assert_eq!(common.connect_timeout, Some(Duration::from_millis(2500)));
+}

@@ -262,6 +262,10 @@ pub fn did_you_mean<'t>(word: &str, table: &[&'t str]) -> Option<&'t str> {
         .map(|(_, cand)| cand)
 }
 
+/// The largest decimal number of seconds we accept where keepalived sets
+/// no bound of its own (about 136 years, in microseconds).
+const MAX_DECIMAL_US: u64 = u32::MAX as u64 * 1_000_000;
+
 /// Highest VRRP priority; only the owner of the VIPs may use it.
 pub const OWNER_PRIORITY: u8 = 255;
 
@@ -331,6 +335,28 @@ impl Ctx<'_> {
 
     fn flag(&mut self, node: &Node) -> bool {
         self.arity(node, 0, 0)
+    }
+
+    /// `keyword [<BOOL>]` (keepalived.conf(5): on|off|true|false|yes|no);
+    /// the bare keyword means on.
+    fn bool_flag(&mut self, node: &Node) -> Option<bool> {
+        if !self.arity(node, 0, 1) {
+            return None;
+        }
+        match node.args.first().map(String::as_str) {
+            None | Some("on" | "true" | "yes") => Some(true),
+            Some("off" | "false" | "no") => Some(false),
+            Some(other) => {
+                self.err(
+                    &node.origin,
+                    format!(
+                        "{} '{other}' is not one of on, off, true, false, yes, no",
+                        node.keyword
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn one<'n>(&mut self, node: &'n Node) -> Option<&'n str> {
@@ -452,11 +478,31 @@ impl Ctx<'_> {
             .and_then(|w| i32::try_from(w).ok())
     }
 
+    /// `USER [GROUP]` of script_user and vrrp_script's user: keepalived
+    /// refuses names this host does not know, since it cannot switch to them.
     fn user(&mut self, node: &Node) -> Option<ScriptUser> {
-        self.arity(node, 1, 2).then(|| ScriptUser {
-            user: node.args[0].clone(),
-            group: node.args.get(1).cloned(),
-        })
+        if !self.arity(node, 1, 2) {
+            return None;
+        }
+        let user = node.args[0].clone();
+        let group = node.args.get(1).cloned();
+        if !account_exists("/etc/passwd", &user) {
+            self.err(
+                &node.origin,
+                format!("user '{user}' does not exist on this host"),
+            );
+            return None;
+        }
+        if let Some(g) = &group
+            && !account_exists("/etc/group", g)
+        {
+            self.err(
+                &node.origin,
+                format!("group '{g}' does not exist on this host"),
+            );
+            return None;
+        }
+        Some(ScriptUser { user, group })
     }
 }
 
@@ -488,6 +534,13 @@ pub fn parse_decimal_micros(text: &str) -> Option<u64> {
 fn fmt_micros(us: u64) -> String {
     let d = Duration::from_micros(us);
     format!("{}", d.as_secs_f64())
+}
+
+/// Whether `name` is an account in a passwd(5) or group(5) style file.
+pub fn account_exists(file: &str, name: &str) -> bool {
+    std::fs::read_to_string(file)
+        .map(|text| text.lines().any(|l| l.split(':').next() == Some(name)))
+        .unwrap_or(false)
 }
 
 /// Whether `command`'s program exists and is executable (keepalived
@@ -604,10 +657,15 @@ fn global_defs(ctx: &mut Ctx, children: &[Node], g: &mut GlobalDefs) {
             }
             "notification_email" => {
                 if let Some(children) = ctx.block(node, 0) {
-                    for email in children {
-                        if ctx.flag(email) {
-                            g.notification_email.push(email.keyword.clone());
+                    for line in children {
+                        // keepalived takes every word of the block as an
+                        // address, several per line if need be.
+                        if line.children.is_some() {
+                            ctx.err(&line.origin, "an email address does not take a { } block");
+                            continue;
                         }
+                        g.notification_email.push(line.keyword.clone());
+                        g.notification_email.extend(line.args.iter().cloned());
                     }
                 }
             }
@@ -634,10 +692,10 @@ fn global_defs(ctx: &mut Ctx, children: &[Node], g: &mut GlobalDefs) {
                 g.vrrp_garp_master_repeat = ctx.one_u32(node, 1, 65535);
             }
             "vrrp_garp_master_refresh" => {
-                g.vrrp_garp_master_refresh = ctx.one_secs(node, 0, 86400);
+                g.vrrp_garp_master_refresh = ctx.one_secs(node, 0, u32::MAX);
             }
-            "vrrp_garp_interval" => g.vrrp_garp_interval = ctx.one_decimal(node, 0, 1_000_000),
-            "vrrp_gna_interval" => g.vrrp_gna_interval = ctx.one_decimal(node, 0, 1_000_000),
+            "vrrp_garp_interval" => g.vrrp_garp_interval = ctx.one_decimal(node, 0, MAX_DECIMAL_US),
+            "vrrp_gna_interval" => g.vrrp_gna_interval = ctx.one_decimal(node, 0, MAX_DECIMAL_US),
             "vrrp_skip_check_adv_addr" => g.vrrp_skip_check_adv_addr = ctx.flag(node),
             "vrrp_strict" => g.vrrp_strict = ctx.flag(node),
             "vrrp_iptables" => {
@@ -925,7 +983,11 @@ fn vrrp_instance(
             "notify_fault" => i.notify_fault = ctx.command(child),
             "notify_stop" => i.notify_stop = ctx.command(child),
             "notify" => i.notify = ctx.command(child),
-            "smtp_alert" => i.smtp_alert = ctx.flag(child),
+            "smtp_alert" => {
+                if let Some(on) = ctx.bool_flag(child) {
+                    i.smtp_alert = on;
+                }
+            }
             "mcast_src_ip" => {
                 i.mcast_src_ip = ctx.one_ip(child);
                 if let Some(ip) = i.mcast_src_ip {
@@ -957,7 +1019,9 @@ fn vrrp_instance(
             }
             "garp_master_delay" => i.garp_master_delay = ctx.one_secs(child, 0, 255),
             "garp_master_repeat" => i.garp_master_repeat = ctx.one_u32(child, 1, 255),
-            "garp_master_refresh" => i.garp_master_refresh = ctx.one_secs(child, 0, 86400),
+            "garp_master_refresh" => {
+                i.garp_master_refresh = ctx.one_secs(child, 0, u32::MAX);
+            }
             "accept" => {
                 i.accept = ctx.flag(child);
                 accept_origin = Some(child.origin.clone());
@@ -1370,7 +1434,7 @@ fn virtual_server(ctx: &mut Ctx, node: &Node) -> Option<VirtualServer> {
     let mut real_servers = Vec::new();
     for child in children {
         match child.keyword.as_str() {
-            "delay_loop" => delay_loop = ctx.one_decimal(child, 1, u64::from(u32::MAX) * 1_000_000),
+            "delay_loop" => delay_loop = ctx.one_decimal(child, 1, MAX_DECIMAL_US),
             "lb_algo" => {
                 const ALGOS: &[&str] = &[
                     "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo",
@@ -1430,8 +1494,33 @@ fn virtual_server(ctx: &mut Ctx, node: &Node) -> Option<VirtualServer> {
                 }
             }
             "real_server" => {
-                if let Some(rs) = real_server(ctx, child) {
-                    real_servers.push(rs);
+                if let Some(rs) = real_server(ctx, child, port) {
+                    if let Some(vip) = address
+                        && Family::of(&vip) != Family::of(&rs.address)
+                    {
+                        ctx.err(
+                            &child.origin,
+                            format!(
+                                "real_server {} is {} but the virtual_server is {}",
+                                rs.address,
+                                Family::of(&rs.address),
+                                Family::of(&vip)
+                            ),
+                        );
+                    } else if real_servers
+                        .iter()
+                        .any(|r: &RealServer| (r.address, r.port) == (rs.address, rs.port))
+                    {
+                        ctx.err(
+                            &child.origin,
+                            format!(
+                                "real_server {} {} is already defined in this virtual_server",
+                                rs.address, rs.port
+                            ),
+                        );
+                    } else {
+                        real_servers.push(rs);
+                    }
                 }
             }
             _ => ctx.unknown(child, "virtual_server", VIRTUAL_SERVER),
@@ -1477,10 +1566,17 @@ fn virtual_server(ctx: &mut Ctx, node: &Node) -> Option<VirtualServer> {
     })
 }
 
-fn real_server(ctx: &mut Ctx, node: &Node) -> Option<RealServer> {
-    let children = ctx.block(node, 2)?;
+/// `real_server IP [PORT]`: without a port, the virtual server's.
+fn real_server(ctx: &mut Ctx, node: &Node, vs_port: Option<u16>) -> Option<RealServer> {
+    let children = match node.args.len() {
+        1 => ctx.block(node, 1)?,
+        _ => ctx.block(node, 2)?,
+    };
     let address = ctx.ip(&node.origin, "real_server address", &node.args[0]);
-    let port = ctx.port(&node.origin, &node.args[1]);
+    let port = match node.args.get(1) {
+        Some(p) => ctx.port(&node.origin, p),
+        None => vs_port,
+    };
     let mut rs = RealServer {
         address: address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
         port: port.unwrap_or(0),

@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use super::error::{Diagnostic, Origin};
-use super::parse::{OWNER_PRIORITY, did_you_mean};
+use super::parse::{OWNER_PRIORITY, account_exists, did_you_mean};
 use super::{Config, Family, HealthCheck, VrrpInstance};
 
 pub fn check(config: &Config, diags: &mut Vec<Diagnostic>) {
@@ -42,7 +42,7 @@ pub fn check(config: &Config, diags: &mut Vec<Diagnostic>) {
         "virtual_server",
         config.virtual_servers.iter().map(|v| {
             (
-                format!("{} {} {:?}", v.address, v.port, v.protocol),
+                format!("{} {} {}", v.address, v.port, v.protocol),
                 &v.origin,
             )
         }),
@@ -235,17 +235,11 @@ fn script_security(config: &Config, diags: &mut Vec<Diagnostic>) {
             origin,
             "scripts are configured but global_defs has no enable_script_security",
         ));
-    } else if g.script_user.is_none() && !user_exists("keepalived_script") {
+    } else if g.script_user.is_none() && !account_exists("/etc/passwd", "keepalived_script") {
         diags.push(Diagnostic::error(
             origin,
             "enable_script_security without script_user needs the user 'keepalived_script', \
              which does not exist on this host",
         ));
     }
-}
-
-fn user_exists(name: &str) -> bool {
-    std::fs::read_to_string("/etc/passwd")
-        .map(|text| text.lines().any(|l| l.split(':').next() == Some(name)))
-        .unwrap_or(false)
 }
