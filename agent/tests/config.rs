@@ -620,3 +620,39 @@ fn keepalived_defaults_are_filled_in() {
     };
     assert_eq!(common.connect_timeout, Some(Duration::from_millis(2500)));
 }
+
+/// Every line-prefix of every corpus file (the shape of a half-written or
+/// cut-off config) parses without panicking, and each diagnostic names a
+/// line that exists in its file.
+#[test]
+fn truncated_configs_fail_cleanly() {
+    let dir = Scratch::new();
+    for sub in ["valid", "invalid"] {
+        let entries = std::fs::read_dir(corpus(sub)).expect("list corpus");
+        for entry in entries {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "conf") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).expect("read");
+            let lines: Vec<&str> = text.lines().collect();
+            for n in 0..lines.len() {
+                let cut = lines[..n].join("\n");
+                let file = dir.0.join("cut.conf");
+                let result = config::parse_str(&cut, &file);
+                let diagnostics = match result {
+                    Ok(loaded) => loaded.warnings,
+                    Err(ConfigError::Invalid { diagnostics, .. }) => diagnostics,
+                    Err(e) => panic!("{}: {e}", path.display()),
+                };
+                for d in diagnostics.iter().filter(|d| d.origin.file == file) {
+                    assert!(
+                        d.origin.line >= 1 && d.origin.line as usize <= n.max(1),
+                        "{} cut at {n} lines: {d} names a line past the end",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+}
