@@ -3,8 +3,9 @@
 //! hactl renders keepalived.conf and the agent reads the same file, so this
 //! module is the contract between them. It is built in three steps, one file
 //! each: [`lexer`] turns files (following `include` globs) into tokens that
-//! know their file and line, [`parse`] turns the keyword tree into this model
-//! with keyword tables per block, [`validate`] runs the checks that need the
+//! know their file and line, [`parse`] (with `vrrp.rs` and
+//! `virtual_server.rs`) turns the keyword tree into this model with keyword
+//! tables per block, [`validate`] runs the checks that need the
 //! whole file (names that refer to each other, VRID clashes). Errors are
 //! collected, never stopped at the first ([`error`]).
 //!
@@ -16,6 +17,8 @@ pub mod error;
 pub mod lexer;
 pub mod parse;
 pub mod validate;
+mod virtual_server;
+mod vrrp;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

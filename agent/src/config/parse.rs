@@ -5,8 +5,11 @@
 //! reports unbalanced braces at the line that opened or closed them.
 //! [`build_config`] walks the tree with one keyword table per block: a keyword
 //! outside its block's table is an error with a did-you-mean, never ignored.
-//! Range checks of single values happen here, where the line is at hand;
-//! checks across blocks live in `validate.rs`.
+//! This file holds the tree, the tables, the value readers ([`Ctx`]) and the
+//! small blocks; `vrrp.rs` reads `vrrp_instance` and `virtual_server.rs`
+//! reads `virtual_server`. Range checks of single values happen while
+//! reading, where the line is at hand; checks across blocks live in
+//! `validate.rs`.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -264,31 +267,31 @@ pub fn did_you_mean<'t>(word: &str, table: &[&'t str]) -> Option<&'t str> {
 
 /// The largest decimal number of seconds we accept where keepalived sets
 /// no bound of its own (about 136 years, in microseconds).
-const MAX_DECIMAL_US: u64 = u32::MAX as u64 * 1_000_000;
+pub(super) const MAX_DECIMAL_US: u64 = u32::MAX as u64 * 1_000_000;
 
 /// Highest VRRP priority; only the owner of the VIPs may use it.
 pub const OWNER_PRIORITY: u8 = 255;
 
 // ===== helpers =====
 
-struct Ctx<'d> {
-    diags: &'d mut Vec<Diagnostic>,
+pub(super) struct Ctx<'d> {
+    pub(super) diags: &'d mut Vec<Diagnostic>,
     /// vrrp_script names defined so far, and in the whole file: keepalived
     /// resolves a track_script against the scripts defined before it.
-    scripts_seen: HashSet<String>,
-    scripts_all: Vec<String>,
+    pub(super) scripts_seen: HashSet<String>,
+    pub(super) scripts_all: Vec<String>,
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, origin: &Origin, message: impl Into<String>) {
+    pub(super) fn err(&mut self, origin: &Origin, message: impl Into<String>) {
         self.diags.push(Diagnostic::error(origin, message));
     }
 
-    fn warn(&mut self, origin: &Origin, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, origin: &Origin, message: impl Into<String>) {
         self.diags.push(Diagnostic::warning(origin, message));
     }
 
-    fn unknown(&mut self, node: &Node, block: &str, table: &[&str]) {
+    pub(super) fn unknown(&mut self, node: &Node, block: &str, table: &[&str]) {
         let mut message = format!("unknown keyword '{}' in {block}", node.keyword);
         if let Some(guess) = did_you_mean(&node.keyword, table) {
             message.push_str(&format!("; did you mean '{guess}'?"));
@@ -307,7 +310,7 @@ impl Ctx<'_> {
     }
 
     /// Check the argument count and that no block follows.
-    fn arity(&mut self, node: &Node, min: usize, max: usize) -> bool {
+    pub(super) fn arity(&mut self, node: &Node, min: usize, max: usize) -> bool {
         let mut ok = true;
         if node.children.is_some() {
             self.err(
@@ -333,13 +336,13 @@ impl Ctx<'_> {
         ok
     }
 
-    fn flag(&mut self, node: &Node) -> bool {
+    pub(super) fn flag(&mut self, node: &Node) -> bool {
         self.arity(node, 0, 0)
     }
 
     /// `keyword [<BOOL>]` (keepalived.conf(5): on|off|true|false|yes|no);
     /// the bare keyword means on.
-    fn bool_flag(&mut self, node: &Node) -> Option<bool> {
+    pub(super) fn bool_flag(&mut self, node: &Node) -> Option<bool> {
         if !self.arity(node, 0, 1) {
             return None;
         }
@@ -359,17 +362,17 @@ impl Ctx<'_> {
         }
     }
 
-    fn one<'n>(&mut self, node: &'n Node) -> Option<&'n str> {
+    pub(super) fn one<'n>(&mut self, node: &'n Node) -> Option<&'n str> {
         self.arity(node, 1, 1).then(|| node.args[0].as_str())
     }
 
     /// A string that may be given quoted or as several words (keepalived
     /// joins them), as for `script` and `notify_*`.
-    fn command(&mut self, node: &Node) -> Option<String> {
+    pub(super) fn command(&mut self, node: &Node) -> Option<String> {
         self.arity(node, 1, usize::MAX).then(|| node.args.join(" "))
     }
 
-    fn block<'n>(&mut self, node: &'n Node, args: usize) -> Option<&'n [Node]> {
+    pub(super) fn block<'n>(&mut self, node: &'n Node, args: usize) -> Option<&'n [Node]> {
         let Some(children) = &node.children else {
             self.err(
                 &node.origin,
@@ -396,7 +399,14 @@ impl Ctx<'_> {
         Some(children)
     }
 
-    fn int(&mut self, origin: &Origin, what: &str, text: &str, lo: i64, hi: i64) -> Option<i64> {
+    pub(super) fn int(
+        &mut self,
+        origin: &Origin,
+        what: &str,
+        text: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Option<i64> {
         match text.parse::<i64>() {
             Ok(v) if (lo..=hi).contains(&v) => Some(v),
             Ok(v) => {
@@ -410,23 +420,23 @@ impl Ctx<'_> {
         }
     }
 
-    fn one_int(&mut self, node: &Node, lo: i64, hi: i64) -> Option<i64> {
+    pub(super) fn one_int(&mut self, node: &Node, lo: i64, hi: i64) -> Option<i64> {
         let text = self.one(node)?;
         self.int(&node.origin, &node.keyword, text, lo, hi)
     }
 
-    fn one_u32(&mut self, node: &Node, lo: u32, hi: u32) -> Option<u32> {
+    pub(super) fn one_u32(&mut self, node: &Node, lo: u32, hi: u32) -> Option<u32> {
         self.one_int(node, lo.into(), hi.into())
             .and_then(|v| u32::try_from(v).ok())
     }
 
-    fn one_secs(&mut self, node: &Node, lo: u32, hi: u32) -> Option<Duration> {
+    pub(super) fn one_secs(&mut self, node: &Node, lo: u32, hi: u32) -> Option<Duration> {
         self.one_u32(node, lo, hi)
             .map(|s| Duration::from_secs(s.into()))
     }
 
     /// A decimal number of seconds with at most microsecond precision.
-    fn one_decimal(&mut self, node: &Node, lo_us: u64, hi_us: u64) -> Option<Duration> {
+    pub(super) fn one_decimal(&mut self, node: &Node, lo_us: u64, hi_us: u64) -> Option<Duration> {
         let text = self.one(node)?;
         match parse_decimal_micros(text) {
             Some(us) if (lo_us..=hi_us).contains(&us) => Some(Duration::from_micros(us)),
@@ -452,7 +462,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn ip(&mut self, origin: &Origin, what: &str, text: &str) -> Option<IpAddr> {
+    pub(super) fn ip(&mut self, origin: &Origin, what: &str, text: &str) -> Option<IpAddr> {
         match text.parse() {
             Ok(ip) => Some(ip),
             Err(_) => {
@@ -462,25 +472,25 @@ impl Ctx<'_> {
         }
     }
 
-    fn port(&mut self, origin: &Origin, text: &str) -> Option<u16> {
+    pub(super) fn port(&mut self, origin: &Origin, text: &str) -> Option<u16> {
         self.int(origin, "port", text, 1, 65535)
             .and_then(|p| u16::try_from(p).ok())
     }
 
-    fn one_ip(&mut self, node: &Node) -> Option<IpAddr> {
+    pub(super) fn one_ip(&mut self, node: &Node) -> Option<IpAddr> {
         let text = self.one(node)?;
         self.ip(&node.origin, &node.keyword, text)
     }
 
     /// `weight W [reverse]` style: an integer in -253..=253.
-    fn weight(&mut self, origin: &Origin, text: &str) -> Option<i32> {
+    pub(super) fn weight(&mut self, origin: &Origin, text: &str) -> Option<i32> {
         self.int(origin, "weight", text, -253, 253)
             .and_then(|w| i32::try_from(w).ok())
     }
 
     /// `USER [GROUP]` of script_user and vrrp_script's user: keepalived
     /// refuses names this host does not know, since it cannot switch to them.
-    fn user(&mut self, node: &Node) -> Option<ScriptUser> {
+    pub(super) fn user(&mut self, node: &Node) -> Option<ScriptUser> {
         if !self.arity(node, 1, 2) {
             return None;
         }
@@ -531,7 +541,7 @@ pub fn parse_decimal_micros(text: &str) -> Option<u64> {
     whole.checked_mul(1_000_000)?.checked_add(frac_us)
 }
 
-fn fmt_micros(us: u64) -> String {
+pub(super) fn fmt_micros(us: u64) -> String {
     let d = Duration::from_micros(us);
     format!("{}", d.as_secs_f64())
 }
@@ -606,13 +616,13 @@ pub fn build_config(tree: &[Node], diags: &mut Vec<Diagnostic>) -> Config {
             "vrrp_instance" => {
                 if let Some(children) = ctx.block(node, 1)
                     && let Some(instance) =
-                        vrrp_instance(&mut ctx, node, children, &config.global_defs)
+                        vrrp::vrrp_instance(&mut ctx, node, children, &config.global_defs)
                 {
                     config.vrrp_instances.push(instance);
                 }
             }
             "virtual_server" => {
-                if let Some(vs) = virtual_server(&mut ctx, node) {
+                if let Some(vs) = virtual_server::virtual_server(&mut ctx, node) {
                     config.virtual_servers.push(vs);
                 }
             }
@@ -829,919 +839,6 @@ fn sync_group(ctx: &mut Ctx, node: &Node, children: &[Node]) -> Option<SyncGroup
     Some(g)
 }
 
-fn vrrp_instance(
-    ctx: &mut Ctx,
-    node: &Node,
-    children: &[Node],
-    global: &GlobalDefs,
-) -> Option<VrrpInstance> {
-    let name = node.args[0].clone();
-    let mut interface = None;
-    let mut vrid: Option<(u8, Origin)> = None;
-    let mut version: Option<u8> = None;
-    let mut advert: Option<(u64, Origin)> = None;
-    let mut auth_origin = None;
-    let mut accept_origin = None;
-    let mut preempt_delay_origin = None;
-    // Set when the keyword was there, valid or not: a bad value is reported
-    // once, not again as "missing".
-    let given: HashSet<&str> = children.iter().map(|c| c.keyword.as_str()).collect();
-    let mut i = VrrpInstance {
-        name: name.clone(),
-        origin: node.origin.clone(),
-        state: InitialState::Backup,
-        interface: String::new(),
-        virtual_router_id: 0,
-        vrid_origin: node.origin.clone(),
-        priority: 100,
-        version: 2,
-        family: Family::Ipv4,
-        advert_int: Duration::from_secs(1),
-        nopreempt: false,
-        preempt_delay: None,
-        authentication: None,
-        virtual_ipaddress: Vec::new(),
-        virtual_ipaddress_excluded: Vec::new(),
-        track_script: Vec::new(),
-        track_interface: Vec::new(),
-        notify_master: None,
-        notify_backup: None,
-        notify_fault: None,
-        notify_stop: None,
-        notify: None,
-        smtp_alert: false,
-        mcast_src_ip: None,
-        unicast_src_ip: None,
-        unicast_peer: Vec::new(),
-        use_vmac: None,
-        garp_master_delay: None,
-        garp_master_repeat: None,
-        garp_master_refresh: None,
-        accept: false,
-        dont_track_primary: false,
-    };
-    // Addresses that must share the instance's family, with their lines.
-    let mut family_members: Vec<(IpAddr, Origin)> = Vec::new();
-    for child in children {
-        match child.keyword.as_str() {
-            "state" => match ctx.one(child) {
-                Some("MASTER") => i.state = InitialState::Master,
-                Some("BACKUP") => i.state = InitialState::Backup,
-                Some(other) => ctx.err(
-                    &child.origin,
-                    format!("state '{other}' is neither MASTER nor BACKUP"),
-                ),
-                None => {}
-            },
-            "interface" => interface = ctx.one(child).map(str::to_string),
-            // RFC 5798 5.2.3: VRID 1..255.
-            "virtual_router_id" => {
-                if let Some(v) = ctx.one_int(child, 1, 255) {
-                    vrid = u8::try_from(v).ok().map(|v| (v, child.origin.clone()));
-                }
-            }
-            // RFC 5798 5.2.4: 255 is the address owner, 0 is only sent on
-            // release, so a configured priority is 1..255.
-            "priority" => {
-                if let Some(v) = ctx.one_int(child, 1, 255) {
-                    i.priority = u8::try_from(v).unwrap_or(100);
-                    if i.priority == OWNER_PRIORITY {
-                        ctx.warn(
-                            &child.origin,
-                            "priority 255 is for the owner of the virtual addresses; \
-                             check cannot tell whether a VIP is an address of this host",
-                        );
-                    }
-                }
-            }
-            "advert_int" => {
-                if let Some(text) = ctx.one(child) {
-                    match parse_decimal_micros(text) {
-                        Some(us) => advert = Some((us, child.origin.clone())),
-                        None => ctx.err(
-                            &child.origin,
-                            format!("advert_int '{text}' is not a number of seconds"),
-                        ),
-                    }
-                }
-            }
-            "version" => {
-                if let Some(v) = ctx.one_int(child, 2, 3) {
-                    version = u8::try_from(v).ok();
-                }
-            }
-            "nopreempt" => i.nopreempt = ctx.flag(child),
-            "preempt_delay" => {
-                i.preempt_delay = ctx.one_decimal(child, 0, 1_000_000_000);
-                preempt_delay_origin = Some(child.origin.clone());
-            }
-            "authentication" => {
-                if let Some(items) = ctx.block(child, 0) {
-                    auth_origin = Some(child.origin.clone());
-                    i.authentication = authentication(ctx, child, items);
-                }
-            }
-            "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                if let Some(items) = ctx.block(child, 0) {
-                    for item in items {
-                        if let Some(vip) = virtual_address(ctx, item) {
-                            // Excluded addresses are not in the advert, so
-                            // they may be of either family.
-                            if child.keyword == "virtual_ipaddress" {
-                                family_members.push((vip.address.addr, item.origin.clone()));
-                                i.virtual_ipaddress.push(vip);
-                            } else {
-                                i.virtual_ipaddress_excluded.push(vip);
-                            }
-                        }
-                    }
-                }
-            }
-            "track_script" => {
-                if let Some(items) = ctx.block(child, 0) {
-                    for item in items {
-                        if let Some(t) = track_script(ctx, item) {
-                            i.track_script.push(t);
-                        }
-                    }
-                }
-            }
-            "track_interface" => {
-                if let Some(items) = ctx.block(child, 0) {
-                    for item in items {
-                        if let Some(weight) = tracked_weight(ctx, item) {
-                            i.track_interface.push(TrackInterface {
-                                name: item.keyword.clone(),
-                                weight,
-                            });
-                        }
-                    }
-                }
-            }
-            "notify_master" => i.notify_master = ctx.command(child),
-            "notify_backup" => i.notify_backup = ctx.command(child),
-            "notify_fault" => i.notify_fault = ctx.command(child),
-            "notify_stop" => i.notify_stop = ctx.command(child),
-            "notify" => i.notify = ctx.command(child),
-            "smtp_alert" => {
-                if let Some(on) = ctx.bool_flag(child) {
-                    i.smtp_alert = on;
-                }
-            }
-            "mcast_src_ip" => {
-                i.mcast_src_ip = ctx.one_ip(child);
-                if let Some(ip) = i.mcast_src_ip {
-                    family_members.push((ip, child.origin.clone()));
-                }
-            }
-            "unicast_src_ip" => {
-                i.unicast_src_ip = ctx.one_ip(child);
-                if let Some(ip) = i.unicast_src_ip {
-                    family_members.push((ip, child.origin.clone()));
-                }
-            }
-            "unicast_peer" => {
-                if let Some(items) = ctx.block(child, 0) {
-                    for item in items {
-                        if ctx.flag(item)
-                            && let Some(ip) = ctx.ip(&item.origin, "unicast_peer", &item.keyword)
-                        {
-                            family_members.push((ip, item.origin.clone()));
-                            i.unicast_peer.push(ip);
-                        }
-                    }
-                }
-            }
-            "use_vmac" => {
-                if ctx.arity(child, 0, 1) {
-                    i.use_vmac = Some(child.args.first().cloned());
-                }
-            }
-            "garp_master_delay" => i.garp_master_delay = ctx.one_secs(child, 0, 255),
-            "garp_master_repeat" => i.garp_master_repeat = ctx.one_u32(child, 1, 255),
-            "garp_master_refresh" => {
-                i.garp_master_refresh = ctx.one_secs(child, 0, u32::MAX);
-            }
-            "accept" => {
-                i.accept = ctx.flag(child);
-                accept_origin = Some(child.origin.clone());
-            }
-            "dont_track_primary" => i.dont_track_primary = ctx.flag(child),
-            _ => ctx.unknown(child, "vrrp_instance", VRRP_INSTANCE),
-        }
-    }
-
-    let mut complete = true;
-    match interface {
-        Some(ifname) => i.interface = ifname,
-        None => {
-            if !given.contains("interface") {
-                ctx.err(
-                    &node.origin,
-                    format!("vrrp_instance '{name}' has no interface"),
-                );
-            }
-            complete = false;
-        }
-    }
-    match vrid {
-        Some((v, origin)) => {
-            i.virtual_router_id = v;
-            i.vrid_origin = origin;
-        }
-        None => {
-            if !given.contains("virtual_router_id") {
-                ctx.err(
-                    &node.origin,
-                    format!("vrrp_instance '{name}' has no virtual_router_id"),
-                );
-            }
-            complete = false;
-        }
-    }
-    if i.virtual_ipaddress.is_empty() {
-        if !given.contains("virtual_ipaddress") {
-            ctx.err(
-                &node.origin,
-                format!("vrrp_instance '{name}' has no virtual_ipaddress"),
-            );
-        }
-        complete = false;
-    }
-
-    // The family is the first VIP's; every other address must match it.
-    if let Some(first) = i.virtual_ipaddress.first() {
-        i.family = Family::of(&first.address.addr);
-    }
-    for (ip, origin) in &family_members {
-        if Family::of(ip) != i.family {
-            ctx.err(
-                origin,
-                format!(
-                    "{ip} is {} but vrrp_instance '{name}' is {} (its first VIP)",
-                    Family::of(ip),
-                    i.family
-                ),
-            );
-        }
-    }
-
-    i.version = version.or(global.vrrp_version).unwrap_or(2);
-    if i.family == Family::Ipv6 && i.version == 2 {
-        // RFC 3768 is IPv4 only; keepalived runs IPv6 instances as VRRPv3.
-        i.version = 3;
-        if version == Some(2) {
-            ctx.warn(
-                &node.origin,
-                format!(
-                    "vrrp_instance '{name}' is IPv6, which VRRPv2 cannot carry; using version 3"
-                ),
-            );
-        }
-    }
-
-    if let Some((us, origin)) = advert {
-        if let Some(d) = check_advert_int(ctx, &origin, us, i.version) {
-            i.advert_int = d;
-        }
-    }
-
-    if let Some(origin) = &auth_origin
-        && i.version == 3
-    {
-        // RFC 5798 removed authentication.
-        ctx.err(origin, "authentication is not part of VRRPv3 (RFC 5798)");
-    }
-
-    if global.vrrp_strict {
-        strict_mode(
-            ctx,
-            &mut i,
-            auth_origin.as_ref(),
-            preempt_delay_origin.as_ref(),
-        );
-    }
-    if i.nopreempt && i.priority == OWNER_PRIORITY {
-        // RFC 5798 6.4.1: the owner always takes over.
-        ctx.warn(
-            &node.origin,
-            "nopreempt has no effect for the address owner (priority 255); cleared as keepalived does",
-        );
-        i.nopreempt = false;
-    }
-    if i.nopreempt && i.state == InitialState::Master {
-        ctx.warn(
-            &node.origin,
-            "nopreempt has no effect with state MASTER; cleared as keepalived does",
-        );
-        i.nopreempt = false;
-    }
-    if i.nopreempt
-        && let Some(origin) = &preempt_delay_origin
-    {
-        ctx.warn(
-            origin,
-            "preempt_delay has no effect with nopreempt; cleared as keepalived does",
-        );
-        i.preempt_delay = None;
-    }
-    if i.accept
-        && i.version == 2
-        && let Some(origin) = &accept_origin
-    {
-        ctx.warn(
-            origin,
-            "accept mode is not part of VRRPv2 (RFC 3768); cleared as keepalived does",
-        );
-        i.accept = false;
-    }
-    let own = i.interface.clone();
-    i.track_interface.retain(|t| {
-        if t.name == own {
-            ctx.diags.push(Diagnostic::warning(
-                &node.origin,
-                format!("track_interface {own} is the instance's own interface; ignored as keepalived does"),
-            ));
-            false
-        } else {
-            true
-        }
-    });
-
-    complete.then_some(i)
-}
-
-/// `vrrp_strict` enforces the RFCs; keepalived drops what they forbid.
-fn strict_mode(
-    ctx: &mut Ctx,
-    i: &mut VrrpInstance,
-    auth: Option<&Origin>,
-    preempt_delay: Option<&Origin>,
-) {
-    if let Some(origin) = auth {
-        ctx.warn(
-            origin,
-            "vrrp_strict ignores authentication; cleared as keepalived does",
-        );
-        i.authentication = None;
-    }
-    if let Some(origin) = preempt_delay
-        && i.preempt_delay.is_some()
-    {
-        ctx.warn(
-            origin,
-            "vrrp_strict does not allow preempt_delay; cleared as keepalived does",
-        );
-        i.preempt_delay = None;
-    }
-    if i.state == InitialState::Master && i.priority != OWNER_PRIORITY {
-        ctx.warn(
-            &i.origin,
-            "vrrp_strict: only the address owner (priority 255) starts as MASTER; \
-             starting as BACKUP as keepalived does",
-        );
-        i.state = InitialState::Backup;
-    }
-}
-
-/// RFC 3768 5.3.7: v2 adverts are whole seconds (8 bits); RFC 5798 5.2.7:
-/// v3 adverts are centiseconds in 12 bits, so 0.01..40.95 s.
-fn check_advert_int(ctx: &mut Ctx, origin: &Origin, us: u64, version: u8) -> Option<Duration> {
-    let text = fmt_micros(us);
-    if version == 2 {
-        if us % 1_000_000 != 0 {
-            ctx.err(
-                origin,
-                format!("advert_int {text} must be whole seconds with VRRPv2"),
-            );
-            return None;
-        }
-        if !(1..=255).contains(&(us / 1_000_000)) {
-            ctx.err(
-                origin,
-                format!("advert_int {text} is out of range 1..255 seconds for VRRPv2"),
-            );
-            return None;
-        }
-    } else {
-        if us % 10_000 != 0 {
-            ctx.err(
-                origin,
-                format!("advert_int {text} must be a multiple of 0.01 seconds with VRRPv3"),
-            );
-            return None;
-        }
-        if !(10_000..=40_950_000).contains(&us) {
-            ctx.err(
-                origin,
-                format!("advert_int {text} is out of range 0.01..40.95 seconds for VRRPv3"),
-            );
-            return None;
-        }
-    }
-    Some(Duration::from_micros(us))
-}
-
-fn authentication(ctx: &mut Ctx, node: &Node, items: &[Node]) -> Option<Authentication> {
-    let mut auth_type = None;
-    let mut pass: Option<String> = None;
-    for item in items {
-        match item.keyword.as_str() {
-            "auth_type" => match ctx.one(item) {
-                Some("PASS") => auth_type = Some(AuthType::Pass),
-                Some("AH") => auth_type = Some(AuthType::Ah),
-                Some(other) => ctx.err(
-                    &item.origin,
-                    format!("auth_type '{other}' is neither PASS nor AH"),
-                ),
-                None => {}
-            },
-            "auth_pass" => {
-                // The value is a secret: never quote it in a message.
-                if item.children.is_some() || item.args.len() != 1 {
-                    ctx.err(&item.origin, "'auth_pass' takes 1 argument");
-                    continue;
-                }
-                let mut value = item.args[0].clone();
-                // RFC 3768 5.3.11: the password field is 8 octets.
-                if value.len() > 8 {
-                    let mut end = 8;
-                    while !value.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    value.truncate(end);
-                    ctx.warn(
-                        &item.origin,
-                        "auth_pass is longer than 8 bytes; truncated to 8 as keepalived does",
-                    );
-                }
-                pass = Some(value);
-            }
-            _ => ctx.unknown(item, "authentication", AUTHENTICATION),
-        }
-    }
-    match (auth_type, pass) {
-        (Some(auth_type), Some(pass)) => Some(Authentication {
-            auth_type,
-            auth_pass: Secret::new(pass),
-        }),
-        (None, _) => {
-            ctx.err(&node.origin, "authentication has no auth_type");
-            None
-        }
-        (_, None) => {
-            ctx.err(&node.origin, "authentication has no auth_pass");
-            None
-        }
-    }
-}
-
-fn virtual_address(ctx: &mut Ctx, item: &Node) -> Option<VirtualAddress> {
-    if item.children.is_some() {
-        ctx.err(&item.origin, "a virtual address does not take a { } block");
-        return None;
-    }
-    let address: IpPrefix = match item.keyword.parse() {
-        Ok(p) => p,
-        Err(e) => {
-            ctx.err(&item.origin, format!("virtual address: {e}"));
-            return None;
-        }
-    };
-    let mut vip = VirtualAddress {
-        address,
-        brd: None,
-        dev: None,
-        scope: None,
-        label: None,
-    };
-    let mut ok = true;
-    let mut args = item.args.iter();
-    while let Some(option) = args.next() {
-        let Some(value) = args.next() else {
-            ctx.err(&item.origin, format!("'{option}' needs a value"));
-            ok = false;
-            break;
-        };
-        match option.as_str() {
-            "brd" => vip.brd = ctx.ip(&item.origin, "brd", value),
-            "dev" => vip.dev = Some(value.clone()),
-            "scope" => {
-                const SCOPES: &[&str] = &["global", "site", "link", "host", "nowhere"];
-                if SCOPES.contains(&value.as_str()) || value.parse::<u8>().is_ok() {
-                    vip.scope = Some(value.clone());
-                } else {
-                    ctx.err(
-                        &item.origin,
-                        format!("scope '{value}' is not one of {}", SCOPES.join(", ")),
-                    );
-                    ok = false;
-                }
-            }
-            "label" => vip.label = Some(value.clone()),
-            other => {
-                ctx.err(
-                    &item.origin,
-                    format!("unknown virtual address option '{other}' (brd, dev, scope, label)"),
-                );
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(vip)
-}
-
-/// `NAME [weight W [reverse]]` of track_script and track_interface: the
-/// outer `Option` is "parsed", the inner one "weight given".
-fn tracked_weight(ctx: &mut Ctx, item: &Node) -> Option<Option<i32>> {
-    if item.children.is_some() {
-        ctx.err(
-            &item.origin,
-            format!("'{}' does not take a {{ }} block", item.keyword),
-        );
-        return None;
-    }
-    match item.args.as_slice() {
-        [] => Some(None),
-        [kw, w] | [kw, w, _] if kw == "weight" => {
-            if let Some(extra) = item.args.get(2)
-                && extra != "reverse"
-            {
-                ctx.err(
-                    &item.origin,
-                    format!("expected 'reverse' after the weight, got '{extra}'"),
-                );
-                return None;
-            }
-            ctx.weight(&item.origin, w).map(Some)
-        }
-        _ => {
-            ctx.err(
-                &item.origin,
-                format!("expected '{} [weight W]'", item.keyword),
-            );
-            None
-        }
-    }
-}
-
-fn track_script(ctx: &mut Ctx, item: &Node) -> Option<TrackScript> {
-    let weight = tracked_weight(ctx, item)?;
-    let name = &item.keyword;
-    if !ctx.scripts_seen.contains(name) {
-        if ctx.scripts_all.contains(name) {
-            ctx.err(
-                &item.origin,
-                format!(
-                    "vrrp_script '{name}' is defined after this instance; \
-                     keepalived only sees scripts defined before it"
-                ),
-            );
-        } else {
-            let known: Vec<&str> = ctx.scripts_all.iter().map(String::as_str).collect();
-            let mut message = format!("track_script '{name}' names no vrrp_script");
-            if let Some(guess) = did_you_mean(name, &known) {
-                message.push_str(&format!("; did you mean '{guess}'?"));
-            }
-            ctx.err(&item.origin, message);
-        }
-        return None;
-    }
-    Some(TrackScript {
-        name: name.clone(),
-        origin: item.origin.clone(),
-        weight,
-    })
-}
-
-fn virtual_server(ctx: &mut Ctx, node: &Node) -> Option<VirtualServer> {
-    if let Some(kind @ ("fwmark" | "group")) = node.args.first().map(String::as_str) {
-        ctx.err(
-            &node.origin,
-            format!("virtual_server {kind} is not supported; use virtual_server IP PORT"),
-        );
-        return None;
-    }
-    let children = ctx.block(node, 2)?;
-    let address = ctx.ip(&node.origin, "virtual_server address", &node.args[0]);
-    let port = ctx.port(&node.origin, &node.args[1]);
-    let mut delay_loop = None;
-    let mut lb_algo = None;
-    let mut lb_kind = None;
-    let mut persistence_timeout = None;
-    let mut protocol = None;
-    let mut sorry_server = None;
-    let mut real_servers = Vec::new();
-    for child in children {
-        match child.keyword.as_str() {
-            "delay_loop" => delay_loop = ctx.one_decimal(child, 1, MAX_DECIMAL_US),
-            "lb_algo" => {
-                const ALGOS: &[&str] = &[
-                    "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo",
-                    "ovf", "mh",
-                ];
-                if let Some(a) = ctx.one(child) {
-                    if ALGOS.contains(&a) {
-                        lb_algo = Some(a.to_string());
-                    } else {
-                        ctx.err(
-                            &child.origin,
-                            format!("lb_algo '{a}' is not one of {}", ALGOS.join(", ")),
-                        );
-                    }
-                }
-            }
-            "lb_kind" => match ctx.one(child) {
-                Some("NAT") => lb_kind = Some(LbKind::Nat),
-                Some("DR") => lb_kind = Some(LbKind::Dr),
-                Some("TUN") => lb_kind = Some(LbKind::Tun),
-                Some(other) => ctx.err(
-                    &child.origin,
-                    format!("lb_kind '{other}' is not one of NAT, DR, TUN"),
-                ),
-                None => {}
-            },
-            "persistence_timeout" => {
-                if ctx.arity(child, 0, 1) {
-                    persistence_timeout = match child.args.first() {
-                        // keepalived's default when the value is left out.
-                        None => Some(360),
-                        Some(t) => ctx
-                            .int(&child.origin, "persistence_timeout", t, 1, 2_678_400)
-                            .and_then(|v| u32::try_from(v).ok()),
-                    };
-                }
-            }
-            "protocol" => match ctx.one(child) {
-                Some("TCP") => protocol = Some(Protocol::Tcp),
-                Some("UDP") => protocol = Some(Protocol::Udp),
-                Some("SCTP") => protocol = Some(Protocol::Sctp),
-                Some(other) => ctx.err(
-                    &child.origin,
-                    format!("protocol '{other}' is not one of TCP, UDP, SCTP"),
-                ),
-                None => {}
-            },
-            "sorry_server" => {
-                if ctx.arity(child, 1, 2)
-                    && let Some(address) = ctx.ip(&child.origin, "sorry_server", &child.args[0])
-                {
-                    let port = match child.args.get(1) {
-                        Some(p) => ctx.port(&child.origin, p),
-                        None => None,
-                    };
-                    sorry_server = Some(Endpoint { address, port });
-                }
-            }
-            "real_server" => {
-                if let Some(rs) = real_server(ctx, child, port) {
-                    if let Some(vip) = address
-                        && Family::of(&vip) != Family::of(&rs.address)
-                    {
-                        ctx.err(
-                            &child.origin,
-                            format!(
-                                "real_server {} is {} but the virtual_server is {}",
-                                rs.address,
-                                Family::of(&rs.address),
-                                Family::of(&vip)
-                            ),
-                        );
-                    } else if real_servers
-                        .iter()
-                        .any(|r: &RealServer| (r.address, r.port) == (rs.address, rs.port))
-                    {
-                        ctx.err(
-                            &child.origin,
-                            format!(
-                                "real_server {} {} is already defined in this virtual_server",
-                                rs.address, rs.port
-                            ),
-                        );
-                    } else {
-                        real_servers.push(rs);
-                    }
-                }
-            }
-            _ => ctx.unknown(child, "virtual_server", VIRTUAL_SERVER),
-        }
-    }
-    let given: HashSet<&str> = children.iter().map(|c| c.keyword.as_str()).collect();
-    let mut missing = |what: &str| {
-        if given.contains(what) {
-            // Present but invalid: already reported on its own line.
-            return;
-        }
-        ctx.err(
-            &node.origin,
-            format!(
-                "virtual_server {} {} has no {what}",
-                node.args[0], node.args[1]
-            ),
-        );
-    };
-    if lb_algo.is_none() {
-        missing("lb_algo");
-    }
-    if lb_kind.is_none() {
-        missing("lb_kind");
-    }
-    if protocol.is_none() {
-        missing("protocol");
-    }
-    if real_servers.is_empty() {
-        missing("real_server");
-    }
-    Some(VirtualServer {
-        address: address?,
-        port: port?,
-        origin: node.origin.clone(),
-        delay_loop,
-        lb_algo: lb_algo?,
-        lb_kind: lb_kind?,
-        persistence_timeout,
-        protocol: protocol?,
-        sorry_server,
-        real_servers,
-    })
-}
-
-/// `real_server IP [PORT]`: without a port, the virtual server's.
-fn real_server(ctx: &mut Ctx, node: &Node, vs_port: Option<u16>) -> Option<RealServer> {
-    let children = match node.args.len() {
-        1 => ctx.block(node, 1)?,
-        _ => ctx.block(node, 2)?,
-    };
-    let address = ctx.ip(&node.origin, "real_server address", &node.args[0]);
-    let port = match node.args.get(1) {
-        Some(p) => ctx.port(&node.origin, p),
-        None => vs_port,
-    };
-    let mut rs = RealServer {
-        address: address.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-        port: port.unwrap_or(0),
-        weight: None,
-        inhibit_on_failure: false,
-        checks: Vec::new(),
-    };
-    for child in children {
-        match child.keyword.as_str() {
-            "weight" => rs.weight = ctx.one_u32(child, 0, i32::MAX.unsigned_abs()),
-            "inhibit_on_failure" => rs.inhibit_on_failure = ctx.flag(child),
-            "TCP_CHECK" => {
-                if let Some(items) = ctx.block(child, 0) {
-                    let mut common = CheckCommon::default();
-                    for item in items {
-                        if !check_common(ctx, item, &mut common) {
-                            ctx.unknown(item, "TCP_CHECK", CHECK_COMMON);
-                        }
-                    }
-                    rs.checks.push(HealthCheck::Tcp(common));
-                }
-            }
-            "HTTP_GET" => {
-                if let Some(check) = http_get(ctx, child) {
-                    rs.checks.push(check);
-                }
-            }
-            "MISC_CHECK" => {
-                if let Some(check) = misc_check(ctx, child) {
-                    rs.checks.push(check);
-                }
-            }
-            _ => ctx.unknown(child, "real_server", REAL_SERVER),
-        }
-    }
-    (address.is_some() && port.is_some()).then_some(rs)
-}
-
-/// The keywords all checkers share; false when `item` is not one of them.
-fn check_common(ctx: &mut Ctx, item: &Node, c: &mut CheckCommon) -> bool {
-    match item.keyword.as_str() {
-        "connect_timeout" => c.connect_timeout = ctx.one_decimal(item, 1, 3_600_000_000),
-        "connect_port" => {
-            if let Some(p) = ctx.one(item) {
-                c.connect_port = ctx.port(&item.origin, p);
-            }
-        }
-        // nb_get_retry is the keepalived 1.x name of retry.
-        "retry" | "nb_get_retry" => c.retry = ctx.one_u32(item, 0, u32::MAX),
-        "delay_before_retry" => {
-            c.delay_before_retry = ctx.one_decimal(item, 0, 3_600_000_000);
-        }
-        _ => return false,
-    }
-    true
-}
-
-fn http_get(ctx: &mut Ctx, node: &Node) -> Option<HealthCheck> {
-    let items = ctx.block(node, 0)?;
-    let mut common = CheckCommon::default();
-    let mut urls = Vec::new();
-    for item in items {
-        if item.keyword == "url" {
-            if let Some(url) = http_url(ctx, item) {
-                urls.push(url);
-            }
-        } else if !check_common(ctx, item, &mut common) {
-            ctx.unknown(item, "HTTP_GET", HTTP_GET);
-        }
-    }
-    if urls.is_empty() {
-        ctx.err(&node.origin, "HTTP_GET has no url { }");
-        return None;
-    }
-    Some(HealthCheck::Http { common, urls })
-}
-
-fn http_url(ctx: &mut Ctx, node: &Node) -> Option<HttpUrl> {
-    let items = ctx.block(node, 0)?;
-    let mut path = None;
-    let mut status_code = Vec::new();
-    let mut digest = None;
-    for item in items {
-        match item.keyword.as_str() {
-            "path" => path = ctx.one(item).map(str::to_string),
-            "status_code" => {
-                if ctx.arity(item, 1, usize::MAX) {
-                    for code in &item.args {
-                        match status_range(code) {
-                            Some(range) => status_code.push(range),
-                            None => ctx.err(
-                                &item.origin,
-                                format!(
-                                    "status_code '{code}' is not an HTTP status (100..599) or range"
-                                ),
-                            ),
-                        }
-                    }
-                }
-            }
-            "digest" => {
-                if let Some(d) = ctx.one(item) {
-                    // An MD5 digest as genhash prints it.
-                    if d.len() == 32 && d.bytes().all(|b| b.is_ascii_hexdigit()) {
-                        digest = Some(d.to_ascii_lowercase());
-                    } else {
-                        ctx.err(
-                            &item.origin,
-                            "digest must be 32 hexadecimal digits (an MD5)",
-                        );
-                    }
-                }
-            }
-            _ => ctx.unknown(item, "url", URL),
-        }
-    }
-    let Some(path) = path else {
-        ctx.err(&node.origin, "url has no path");
-        return None;
-    };
-    Some(HttpUrl {
-        path,
-        status_code,
-        digest,
-    })
-}
-
-fn status_range(text: &str) -> Option<(u16, u16)> {
-    let code = |s: &str| s.parse::<u16>().ok().filter(|c| (100..=599).contains(c));
-    match text.split_once('-') {
-        Some((a, b)) => {
-            let (a, b) = (code(a)?, code(b)?);
-            (a <= b).then_some((a, b))
-        }
-        None => code(text).map(|c| (c, c)),
-    }
-}
-
-fn misc_check(ctx: &mut Ctx, node: &Node) -> Option<HealthCheck> {
-    let items = ctx.block(node, 0)?;
-    let mut common = CheckCommon::default();
-    let mut misc_path = None;
-    let mut misc_timeout = None;
-    for item in items {
-        match item.keyword.as_str() {
-            "misc_path" => misc_path = ctx.command(item),
-            "misc_timeout" => misc_timeout = ctx.one_secs(item, 1, 3600),
-            _ => {
-                if !check_common(ctx, item, &mut common) {
-                    ctx.unknown(item, "MISC_CHECK", MISC_CHECK);
-                }
-            }
-        }
-    }
-    let Some(misc_path) = misc_path else {
-        ctx.err(&node.origin, "MISC_CHECK has no misc_path");
-        return None;
-    };
-    Some(HealthCheck::Misc {
-        common,
-        misc_path,
-        misc_timeout,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1774,13 +871,5 @@ mod tests {
             Some("vrrp_instance")
         );
         assert_eq!(did_you_mean("zzz", VRRP_INSTANCE), None);
-    }
-
-    #[test]
-    fn status_ranges() {
-        assert_eq!(status_range("200"), Some((200, 200)));
-        assert_eq!(status_range("200-299"), Some((200, 299)));
-        assert_eq!(status_range("299-200"), None);
-        assert_eq!(status_range("700"), None);
     }
 }
