@@ -6,6 +6,8 @@
 //! drive it with byte vectors and a virtual clock; the binary wires it to the
 //! network.
 
+pub mod check;
+pub mod config;
 pub mod instance;
 pub mod router;
 pub mod sim;
