@@ -5,3 +5,5 @@
 //! ([`instance`]). None of it touches a socket or the real clock, so tests
 //! drive it with byte vectors and a virtual clock; the binary wires it to the
 //! network.
+
+pub mod packet;
