@@ -29,6 +29,14 @@ pub const VRRP_MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 /// IPv6 multicast group of VRRP (RFC 5798 5.1.2.2).
 pub const VRRP_MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
 
+/// Priority of a master that is leaving: backups take over after
+/// Skew_Time instead of Master_Down_Interval (RFC 5798 6.4.3, 6.4.2).
+pub const PRIORITY_STOP: u8 = 0;
+
+/// Priority of the address owner, which never waits to become master
+/// (RFC 5798 5.2.4).
+pub const PRIORITY_OWNER: u8 = 255;
+
 /// Largest VRRPv3 Max Advertise Interval: 12 bits of centiseconds
 /// (RFC 5798 5.2.7), a little under 41 seconds.
 pub const V3_MAX_ADVERT_INTERVAL_CS: u16 = 0x0fff;
@@ -222,7 +230,8 @@ pub struct Advertisement {
     pub version: Version,
     /// Virtual Router ID, 1..=255.
     pub vrid: u8,
-    /// 0 (the master is leaving), 1..=254 (backup-capable), 255 (owner).
+    /// [`PRIORITY_STOP`] (the master is leaving), 1..=254, or
+    /// [`PRIORITY_OWNER`].
     pub priority: u8,
     /// The advertisement interval in centiseconds. VRRPv2 carries whole
     /// seconds, so a v2 value is a multiple of 100; VRRPv3 carries
