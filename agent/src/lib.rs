@@ -9,5 +9,6 @@
 pub mod check;
 pub mod config;
 pub mod instance;
+pub mod packet;
 pub mod router;
 pub mod sim;
