@@ -123,21 +123,11 @@ pub mod fsm {
 
 // ===== inputs =====
 
-/// The VRRP version an instance speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Version {
-    /// RFC 3768: IPv4 only, intervals in whole seconds.
-    V2,
-    /// RFC 5798: IPv4 and IPv6, intervals in centiseconds.
-    V3,
-}
+/// The VRRP version an instance speaks: the wire format's own.
+pub use crate::packet::Version;
 
 /// keepalived's `state` keyword. Only the owner acts on `Master` (see the module doc).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum InitialState {
-    Backup,
-    Master,
-}
+pub use crate::config::InitialState;
 
 /// A tracked object (track_script, track_interface) and its weight.
 ///
