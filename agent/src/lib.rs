@@ -8,7 +8,13 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
+pub mod glue;
 pub mod instance;
+pub mod network;
+pub mod notify;
 pub mod packet;
 pub mod router;
 pub mod sim;
+pub mod status;
+pub mod track;

@@ -1,0 +1,265 @@
+//! From the keepalived.conf model to what the running daemon needs: the
+//! state machine's [`InstanceParams`], the router's sync groups, and for each
+//! instance its wire settings ([`WireSettings`]: interface, family,
+//! destinations, authentication, VIPs, notify scripts).
+//!
+//! The conversion is pure: the one thing that depends on the host, the
+//! interface's primary address (the advert source and tie-breaker), is
+//! passed in by the caller. That keeps it table-testable without sockets.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::config::{self, Config, Family, VirtualAddress, VrrpInstance};
+use crate::instance::{InstanceParams, Track, Version};
+use crate::packet::{self, Advertisement, Auth, AuthPass};
+use crate::router::SyncGroup;
+
+/// IPv4 multicast group of VRRP (RFC 5798 5.1.1.2).
+pub const DEFAULT_GROUP_V4: Ipv4Addr = packet::VRRP_MULTICAST_V4;
+/// IPv6 multicast group of VRRP (RFC 5798 5.1.2.2).
+pub const DEFAULT_GROUP_V6: Ipv6Addr = packet::VRRP_MULTICAST_V6;
+
+/// Tracked-object names of the instance's own interface are prefixed so they
+/// cannot collide with a vrrp_script of the same name.
+pub const INTERFACE_TRACK_PREFIX: &str = "interface ";
+
+/// Everything about one instance that is not protocol state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireSettings {
+    pub name: String,
+    pub interface: String,
+    pub family: Family,
+    pub vrid: u8,
+    pub version: Version,
+    /// Where adverts go: the multicast group, or each unicast peer.
+    pub destinations: Vec<IpAddr>,
+    /// The advert source (the instance's primary address).
+    pub source: IpAddr,
+    pub auth: Auth,
+    pub vips: Vec<VirtualAddress>,
+    pub advert_interval: Duration,
+    pub notify: NotifyScripts,
+}
+
+/// The notify commands of an instance or sync group (keepalived.conf(5)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyScripts {
+    pub master: Option<String>,
+    pub backup: Option<String>,
+    pub fault: Option<String>,
+    pub stop: Option<String>,
+    pub generic: Option<String>,
+}
+
+/// The daemon's plan for one config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub params: Vec<InstanceParams>,
+    pub wire: Vec<WireSettings>,
+    pub sync_groups: Vec<SyncGroup>,
+    /// Group notify scripts, by group name.
+    pub group_notify: Vec<(String, NotifyScripts)>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum GlueError {
+    #[error("instance {name}: interface {interface} has no {family} address to send adverts from")]
+    NoSource {
+        name: String,
+        interface: String,
+        family: Family,
+    },
+    #[error("instance {name}: auth type AH is not supported, use PASS")]
+    AuthAh { name: String },
+}
+
+/// Builds the plan. `primary` answers the interface's primary address of a
+/// family (IPv4: its first address; IPv6: its link-local address).
+pub fn plan(
+    config: &Config,
+    primary: &dyn Fn(&str, Family) -> Option<IpAddr>,
+) -> Result<Plan, GlueError> {
+    let mut params = Vec::new();
+    let mut wire = Vec::new();
+    for instance in &config.vrrp_instances {
+        let settings = wire_settings(config, instance, primary)?;
+        params.push(instance_params(config, instance, settings.source));
+        wire.push(settings);
+    }
+    let sync_groups = config
+        .vrrp_sync_groups
+        .iter()
+        .map(|g| SyncGroup {
+            name: g.name.clone(),
+            members: g.group.iter().map(|n| n.name.clone()).collect(),
+        })
+        .collect();
+    let group_notify = config
+        .vrrp_sync_groups
+        .iter()
+        .map(|g| {
+            let scripts = NotifyScripts {
+                master: g.notify_master.clone(),
+                backup: g.notify_backup.clone(),
+                fault: g.notify_fault.clone(),
+                stop: None,
+                generic: g.notify.clone(),
+            };
+            (g.name.clone(), scripts)
+        })
+        .collect();
+    Ok(Plan {
+        params,
+        wire,
+        sync_groups,
+        group_notify,
+    })
+}
+
+fn version_of(instance: &VrrpInstance) -> Version {
+    if instance.version == 3 || instance.family == Family::Ipv6 {
+        Version::V3
+    } else {
+        Version::V2
+    }
+}
+
+/// The state machine's view of one `vrrp_instance`.
+pub fn instance_params(config: &Config, instance: &VrrpInstance, source: IpAddr) -> InstanceParams {
+    let mut tracks = Vec::new();
+    // keepalived: the instance's own interface going down means FAULT
+    // unless dont_track_primary.
+    if !instance.dont_track_primary {
+        tracks.push(Track {
+            name: format!("{INTERFACE_TRACK_PREFIX}{}", instance.interface),
+            weight: 0,
+        });
+    }
+    for t in &instance.track_interface {
+        tracks.push(Track {
+            name: format!("{INTERFACE_TRACK_PREFIX}{}", t.name),
+            weight: t.weight.unwrap_or(0),
+        });
+    }
+    for t in &instance.track_script {
+        let script_weight = config
+            .vrrp_scripts
+            .iter()
+            .find(|s| s.name == t.name)
+            .map_or(0, |s| s.weight);
+        tracks.push(Track {
+            name: t.name.clone(),
+            weight: t.weight.unwrap_or(script_weight),
+        });
+    }
+    InstanceParams {
+        name: instance.name.clone(),
+        vrid: instance.virtual_router_id,
+        version: version_of(instance),
+        base_priority: instance.priority,
+        advert_interval: instance.advert_int,
+        preempt: !instance.nopreempt,
+        preempt_delay: instance.preempt_delay.unwrap_or(Duration::ZERO),
+        primary_address: source,
+        initial_state: instance.state,
+        tracks,
+        answer_lower_priority: true,
+    }
+}
+
+fn wire_settings(
+    config: &Config,
+    instance: &VrrpInstance,
+    primary: &dyn Fn(&str, Family) -> Option<IpAddr>,
+) -> Result<WireSettings, GlueError> {
+    let family = instance.family;
+    let source = instance
+        .unicast_src_ip
+        .filter(|_| !instance.unicast_peer.is_empty())
+        .or(instance.mcast_src_ip)
+        .or_else(|| primary(&instance.interface, family))
+        .ok_or_else(|| GlueError::NoSource {
+            name: instance.name.clone(),
+            interface: instance.interface.clone(),
+            family,
+        })?;
+    let destinations = if instance.unicast_peer.is_empty() {
+        vec![match family {
+            Family::Ipv4 => IpAddr::V4(
+                config
+                    .global_defs
+                    .vrrp_mcast_group4
+                    .unwrap_or(DEFAULT_GROUP_V4),
+            ),
+            Family::Ipv6 => IpAddr::V6(
+                config
+                    .global_defs
+                    .vrrp_mcast_group6
+                    .unwrap_or(DEFAULT_GROUP_V6),
+            ),
+        }]
+    } else {
+        instance.unicast_peer.clone()
+    };
+    let version = version_of(instance);
+    let auth = match (&instance.authentication, version) {
+        (Some(a), Version::V2) => match a.auth_type {
+            config::AuthType::Pass => {
+                Auth::Pass(AuthPass::truncated(a.auth_pass.expose().as_bytes()))
+            }
+            config::AuthType::Ah => {
+                return Err(GlueError::AuthAh {
+                    name: instance.name.clone(),
+                });
+            }
+        },
+        _ => Auth::None,
+    };
+    Ok(WireSettings {
+        name: instance.name.clone(),
+        interface: instance.interface.clone(),
+        family,
+        vrid: instance.virtual_router_id,
+        version,
+        destinations,
+        source,
+        auth,
+        vips: instance.virtual_ipaddress.clone(),
+        advert_interval: instance.advert_int,
+        notify: NotifyScripts {
+            master: instance.notify_master.clone(),
+            backup: instance.notify_backup.clone(),
+            fault: instance.notify_fault.clone(),
+            stop: instance.notify_stop.clone(),
+            generic: instance.notify.clone(),
+        },
+    })
+}
+
+impl WireSettings {
+    /// The advertisement this instance sends with `priority`.
+    pub fn advertisement(&self, priority: u8) -> Advertisement {
+        let cs = self.advert_interval.as_millis() / 10;
+        Advertisement {
+            version: self.version,
+            vrid: self.vrid,
+            priority,
+            advert_interval_cs: u16::try_from(cs).unwrap_or(u16::MAX),
+            auth: self.auth.clone(),
+            addresses: self
+                .vips
+                .iter()
+                .map(|v| v.address.addr)
+                .filter(|a| a.is_ipv4() == (self.family == Family::Ipv4))
+                .collect(),
+        }
+    }
+
+    /// The interface a VIP goes on: its own `dev`, else the instance's.
+    pub fn vip_interface<'a>(&'a self, vip: &'a VirtualAddress) -> &'a str {
+        vip.dev.as_deref().unwrap_or(&self.interface)
+    }
+}
