@@ -17,6 +17,7 @@
 //! the rest of the agent sees [`Vip`], [`Link`], [`LinkEvent`] and
 //! [`NetlinkError`].
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -580,6 +581,45 @@ impl LinkEvents {
             connection,
         })
     }
+
+    /// Only the events that change whether a link is up ([`Link::is_up`])
+    /// or remove it, judged against `states` (seed it with the links the
+    /// caller already looked up, or leave it empty to get every link's
+    /// first event).
+    pub fn transitions(self, mut states: LinkStates) -> impl Stream<Item = LinkEvent> + Unpin {
+        self.filter(move |event| std::future::ready(states.observe(event)))
+    }
+}
+
+/// Last known up/down state per interface index: turns the kernel's chatty
+/// link notifications into transitions for `track_interface`.
+#[derive(Debug, Clone, Default)]
+pub struct LinkStates {
+    up: HashMap<u32, bool>,
+}
+
+impl LinkStates {
+    /// States known from a lookup, so their first event reports only a
+    /// change.
+    pub fn with_links<'a>(links: impl IntoIterator<Item = &'a Link>) -> LinkStates {
+        LinkStates {
+            up: links
+                .into_iter()
+                .map(|link| (link.index, link.is_up()))
+                .collect(),
+        }
+    }
+
+    /// Records `event`; true when it is a transition: a link seen for the
+    /// first time, a change of [`Link::is_up`], or a known link removed.
+    pub fn observe(&mut self, event: &LinkEvent) -> bool {
+        match event {
+            LinkEvent::Changed(link) => {
+                self.up.insert(link.index, link.is_up()) != Some(link.is_up())
+            }
+            LinkEvent::Removed { index, .. } => self.up.remove(index).is_some(),
+        }
+    }
 }
 
 impl Stream for LinkEvents {
@@ -699,6 +739,56 @@ mod tests {
             assert!(text.contains("eth9"), "{text}");
             assert!(text.contains(&vip.address.to_string()), "{text}");
             assert!(text.ends_with(reason), "{text}");
+        }
+    }
+
+    fn link(index: u32, up: bool) -> Link {
+        Link {
+            index,
+            name: format!("eth{index}"),
+            mac: None,
+            oper_state: if up { OperState::Up } else { OperState::Down },
+            admin_up: true,
+            running: up,
+        }
+    }
+
+    #[test]
+    fn link_states_report_transitions_only() {
+        let mut states = LinkStates::with_links(&[link(1, true)]);
+        let script = [
+            (
+                LinkEvent::Changed(link(1, true)),
+                false,
+                "unchanged, e.g. an MTU change",
+            ),
+            (LinkEvent::Changed(link(1, false)), true, "carrier lost"),
+            (LinkEvent::Changed(link(1, false)), false, "still down"),
+            (LinkEvent::Changed(link(1, true)), true, "back up"),
+            (
+                LinkEvent::Changed(link(2, false)),
+                true,
+                "first sight of eth2",
+            ),
+            (
+                LinkEvent::Removed {
+                    index: 2,
+                    name: "eth2".into(),
+                },
+                true,
+                "known link removed",
+            ),
+            (
+                LinkEvent::Removed {
+                    index: 2,
+                    name: "eth2".into(),
+                },
+                false,
+                "removed twice",
+            ),
+        ];
+        for (event, transition, why) in script {
+            assert_eq!(states.observe(&event), transition, "{why}: {event:?}");
         }
     }
 

@@ -11,10 +11,10 @@ mod support;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use hactl_agent::gratuitous::{Announcer, ArpOperation};
 use hactl_agent::netlink::{
-    Change, Link, LinkEvent, LinkEvents, Netlink, NetlinkError, OperState, Scope, Vip,
+    Change, Link, LinkEvent, LinkEvents, LinkStates, Netlink, NetlinkError, OperState, Scope, Vip,
 };
 use support::netns::{Host, Segment, format_mac, wait_until};
 
@@ -306,32 +306,39 @@ fn unsolicited_na_moves_the_neighbour_entry() {
     datagram_reaches(c, address.into(), &on_b);
 }
 
-/// Reads events until one for eth0 says the link is `up` (or not).
-async fn eth0_becomes(events: &mut LinkEvents, up: bool) -> Link {
+/// The next transition of eth0, which must say the link is `up` (or not):
+/// transitions carry no repeats, so anything else is a wrong report.
+async fn eth0_becomes(events: &mut (impl Stream<Item = LinkEvent> + Unpin), up: bool) -> Link {
+    let state = if up { "up" } else { "down" };
     let wait = async {
-        while let Some(event) = events.next().await {
-            match event {
-                LinkEvent::Changed(link) if link.name == "eth0" && link.is_up() == up => {
-                    return link;
-                }
-                _ => {}
+        loop {
+            match events.next().await {
+                Some(LinkEvent::Changed(link)) if link.name == "eth0" => return link,
+                Some(other) if other.name() == "eth0" => panic!("eth0 removed: {other:?}"),
+                Some(_) => {}
+                None => panic!("link event stream ended"),
             }
         }
-        panic!("link event stream ended");
     };
-    let state = if up { "up" } else { "down" };
-    tokio::time::timeout(DEADLINE, wait)
+    let link = tokio::time::timeout(DEADLINE, wait)
         .await
-        .unwrap_or_else(|_| panic!("no event saying eth0 is {state}"))
+        .unwrap_or_else(|_| panic!("no event saying eth0 is {state}"));
+    assert_eq!(link.is_up(), up, "expected eth0 {state}: {link:?}");
+    link
 }
 
 #[test]
-fn link_events_follow_admin_and_carrier_changes() {
+fn link_transitions_follow_admin_and_carrier_changes() {
     require_root();
     let segment = Segment::new(1);
     let host = segment.host(0);
     host.block_on(|| async {
-        let mut events = LinkEvents::open().expect("link events");
+        let netlink = Netlink::open().expect("netlink socket");
+        let eth0 = netlink.link("eth0").await.expect("eth0");
+        assert!(eth0.is_up());
+        let mut events = LinkEvents::open()
+            .expect("link events")
+            .transitions(LinkStates::with_links([&eth0]));
 
         host.link_set(false);
         let down = eth0_becomes(&mut events, false).await;
@@ -358,4 +365,67 @@ fn link_events_follow_admin_and_carrier_changes() {
         segment.port_set(0, true);
         eth0_becomes(&mut events, true).await;
     });
+}
+
+#[test]
+fn segment_is_removed_with_its_processes_when_a_test_panics() {
+    require_root();
+    let mut names = Vec::new();
+    let mut pids = Vec::new();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let segment = Segment::new(2);
+        names.extend(
+            segment
+                .hosts()
+                .iter()
+                .map(|host| host.namespace().to_owned()),
+        );
+        let host = segment.host(1);
+        let spawned = host.spawn(&["sleep", "60"]);
+        pids.push(spawned.pid());
+        // A process the test did not keep a handle on: only the segment's
+        // guard knows it, through the namespace.
+        let orphan = host.run(&["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"]);
+        pids.push(orphan.trim().parse().expect("orphan PID"));
+        let listed = std::process::Command::new("ip")
+            .args(["netns", "pids", host.namespace()])
+            .output()
+            .expect("ip netns pids");
+        let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+        for pid in &pids {
+            assert!(
+                listed.split_whitespace().any(|p| p == pid.to_string()),
+                "{pid} not in {listed}"
+            );
+        }
+        panic!("test failure inside a segment");
+    }));
+    assert!(outcome.is_err());
+    assert_eq!(names.len(), 2);
+    let left = String::from_utf8_lossy(
+        &std::process::Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .expect("ip netns list")
+            .stdout,
+    )
+    .into_owned();
+    for name in &names {
+        assert!(
+            !left.split_whitespace().any(|word| word == name),
+            "{name} left behind: {left}"
+        );
+    }
+    for pid in pids {
+        wait_until(DEADLINE, &format!("process {pid} to end"), || {
+            // Gone, or a zombie waiting for init to reap it.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| {
+                    stat.rsplit(')')
+                        .next()
+                        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+                })
+                .unwrap_or(true)
+        });
+    }
 }
