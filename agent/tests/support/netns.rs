@@ -425,10 +425,21 @@ impl Host {
     }
 
     /// Sets a sysctl in this namespace only (`net.*` keys are per
-    /// namespace).
+    /// namespace), by writing its /proc/sys file: no procps needed.
+    /// Interface names with dots in `key` are not supported.
     #[track_caller]
     pub fn sysctl(&self, key: &str, value: &str) {
-        self.run(&["sysctl", "-q", "-w", &format!("{key}={value}")]);
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.run(&[
+            "sh",
+            "-c",
+            "printf '%s\\n' \"$1\" > \"$2\"",
+            "sh",
+            value,
+            &path,
+        ]);
+        let read = self.run(&["cat", &path]);
+        assert_eq!(read.trim(), value, "{key} in {}", self.namespace);
     }
 
     /// The MAC of `interface`.
