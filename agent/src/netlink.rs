@@ -145,6 +145,27 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A `scope` word that `ip-address(8)` does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown scope {0:?} (expected global, site, link, host or nowhere)")]
+pub struct UnknownScope(pub String);
+
+impl std::str::FromStr for Scope {
+    type Err = UnknownScope;
+
+    /// The names `ip` accepts; `universe` is the kernel's name for global.
+    fn from_str(word: &str) -> Result<Scope, UnknownScope> {
+        match word {
+            "global" | "universe" => Ok(Scope::Global),
+            "site" => Ok(Scope::Site),
+            "link" => Ok(Scope::Link),
+            "host" => Ok(Scope::Host),
+            "nowhere" => Ok(Scope::Nowhere),
+            other => Err(UnknownScope(other.to_owned())),
+        }
+    }
+}
+
 /// One `virtual_ipaddress` entry as the kernel is asked to hold it:
 /// `<IPADDR>[/<MASK>] [brd <IPADDR>] [scope <SCOPE>] [label <LABEL>]
 /// [-nodad] [noprefixroute]` (keepalived.conf(5)). The interface is given
@@ -653,6 +674,24 @@ impl Stream for LinkEvents {
 mod tests {
     use super::*;
     use std::net::Ipv6Addr;
+
+    #[test]
+    fn scope_names_round_trip() {
+        for scope in [
+            Scope::Global,
+            Scope::Site,
+            Scope::Link,
+            Scope::Host,
+            Scope::Nowhere,
+        ] {
+            assert_eq!(scope.to_string().parse::<Scope>(), Ok(scope));
+        }
+        assert_eq!("universe".parse::<Scope>(), Ok(Scope::Global));
+        assert_eq!(
+            "galactic".parse::<Scope>().unwrap_err().to_string(),
+            "unknown scope \"galactic\" (expected global, site, link, host or nowhere)"
+        );
+    }
 
     #[test]
     fn default_prefix_is_a_host_route() {
