@@ -1,0 +1,130 @@
+//! Differential test: for every inventory of the corpus
+//! (tests/corpus/inventories/*/inventory.yml) and the example inventories
+//! (inventories/*.yaml), `hactl inventory --list` must print the same groups,
+//! members and merged host variables as the real `ansible-inventory --list`.
+//! Lists (group members, children) are compared in order.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = root().join("tests/corpus/inventories");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|e| e.unwrap().path().join("inventory.yml"))
+        .filter(|p| p.is_file())
+        .collect();
+    out.sort();
+    for example in ["lab.yaml", "prod.yaml"] {
+        let p = root().join("inventories").join(example);
+        if p.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Runs `ansible-inventory` with no user configuration.
+fn ansible_list(inv: &Path, home: &Path) -> serde_json::Value {
+    std::fs::create_dir_all(home.join("tmp")).unwrap();
+    let cfg = home.join("ansible.cfg");
+    std::fs::write(&cfg, "").unwrap();
+    let out = Command::new("ansible-inventory")
+        .arg("-i")
+        .arg(inv)
+        .arg("--list")
+        // An empty working directory: no playbook-level group_vars.
+        .current_dir(home)
+        .env("HOME", home)
+        .env("ANSIBLE_CONFIG", &cfg)
+        .env("ANSIBLE_INVENTORY_ENABLED", "yaml")
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_INVENTORY_UNPARSED_FAILED", "true")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("ansible-inventory is needed for this test (apt-get install ansible-core): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "ansible-inventory failed on {}: {}",
+        inv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ansible-inventory printed bad JSON for {}: {e}",
+            inv.display()
+        )
+    })
+}
+
+fn hactl_list(inv: &Path) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .args(["inventory", "--list", "-i"])
+        .arg(inv)
+        .env_remove("HACTL_INVENTORY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hactl failed on {}: {}",
+        inv.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Numbers compare as numbers (Python prints 1500.0, Rust may print 1500.0
+/// or 1500 depending on the path).
+fn normalize(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Number(n) if n.is_f64() => J::from(n.as_f64().unwrap_or(f64::NAN).to_string()),
+        J::Number(n) => J::from(n.to_string()),
+        J::Array(a) => J::Array(a.into_iter().map(normalize).collect()),
+        J::Object(o) => J::Object(o.into_iter().map(|(k, v)| (k, normalize(v))).collect()),
+        other => other,
+    }
+}
+
+#[test]
+fn hactl_lists_what_ansible_inventory_lists() {
+    let invs = corpus();
+    assert!(invs.len() >= 15, "corpus too small: {}", invs.len());
+    let base = std::env::temp_dir().join(format!("hactl-ansible-{}", std::process::id()));
+    let results: Vec<(PathBuf, serde_json::Value, serde_json::Value)> = std::thread::scope(|s| {
+        let handles: Vec<_> = invs
+            .iter()
+            .enumerate()
+            .map(|(i, inv)| {
+                let home = base.join(i.to_string());
+                s.spawn(move || (inv.clone(), ansible_list(inv, &home), hactl_list(inv)))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let _ = std::fs::remove_dir_all(&base);
+    let mut failures = Vec::new();
+    for (inv, want, got) in results {
+        let (want, got) = (normalize(want), normalize(got));
+        if want != got {
+            failures.push(format!(
+                "{}:\nansible: {}\nhactl:   {}",
+                inv.display(),
+                serde_json::to_string(&want).unwrap(),
+                serde_json::to_string(&got).unwrap()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
