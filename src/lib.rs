@@ -43,3 +43,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+pub mod plan;
