@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use crate::inventory::InventoryError;
 use crate::inventory::pattern::PatternError;
+use crate::plan::PlanErrors;
+use crate::render::RenderError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,6 +21,10 @@ pub enum Error {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     Pattern(#[from] PatternError),
+    #[error(transparent)]
+    Plan(#[from] PlanErrors),
+    #[error(transparent)]
+    Render(#[from] RenderError),
     #[error("--limit `{0}` matches no host")]
     NoHosts(String),
     #[error("cannot write {}", path.display())]
@@ -38,9 +44,11 @@ impl Error {
             | Self::NoInventory
             | Self::Inventory(_)
             | Self::Pattern(_)
+            | Self::Plan(_)
+            | Self::Render(RenderError::UnknownHost(_))
             | Self::NoHosts(_) => 2,
             Self::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-            Self::Write { .. } | Self::Stdout(_) => 1,
+            Self::Write { .. } | Self::Stdout(_) | Self::Render(_) => 1,
         }
     }
 }

@@ -24,6 +24,11 @@ pub fn run(args: Arguments) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             let code = e.exit_code();
+            if let error::Error::Plan(errors) = &e {
+                for problem in &errors.0 {
+                    out.error(&problem.to_string());
+                }
+            }
             if code != 0 {
                 out.error(&error_chain(&e));
             }
@@ -44,3 +49,4 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 pub mod plan;
+pub mod render;
