@@ -203,46 +203,52 @@ fn keepalived_accepts_every_rendered_lab_config() {
         );
     let inv = dir.join("lab.yaml");
     std::fs::write(&inv, text).unwrap();
-    let ns = Netns::new(&["eth0"]);
-    for host in LAB_HOSTS {
-        let out = dir.join(host);
-        hactl(&[
-            "-i",
-            inv.to_str().unwrap(),
-            "render",
-            "--host",
-            host,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        let conf = out.join("keepalived.conf");
-        let res = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &ns.0,
-                "setsid",
-                "-w",
-                "keepalived",
-                "-t",
-                "-f",
-            ])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&res.stderr);
-        let complaints: Vec<&str> = stderr.lines().filter(|l| l.contains(": Line ")).collect();
-        assert!(
-            complaints.is_empty(),
-            "{host}: keepalived complains:\n{stderr}"
-        );
-        assert!(
-            res.status.success(),
-            "{host}: keepalived -t exit {:?}:\n{stderr}",
-            res.status.code()
-        );
+    let v3 = root().join("tests/corpus/render/v3.yaml");
+    let cases: [(&Path, &[&str], &[&str]); 2] = [
+        (&inv, &LAB_HOSTS, &["eth0"]),
+        (&v3, &["t1", "t2", "t3"], &["bond0.120"]),
+    ];
+    for (inv, hosts, interfaces) in cases {
+        let ns = Netns::new(interfaces);
+        for host in hosts {
+            let out = dir.join(host);
+            hactl(&[
+                "-i",
+                inv.to_str().unwrap(),
+                "render",
+                "--host",
+                host,
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+            let conf = out.join("keepalived.conf");
+            let res = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &ns.0,
+                    "setsid",
+                    "-w",
+                    "keepalived",
+                    "-t",
+                    "-f",
+                ])
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&res.stderr);
+            let complaints: Vec<&str> = stderr.lines().filter(|l| l.contains(": Line ")).collect();
+            assert!(
+                complaints.is_empty(),
+                "{host}: keepalived complains:\n{stderr}"
+            );
+            assert!(
+                res.status.success(),
+                "{host}: keepalived -t exit {:?}:\n{stderr}",
+                res.status.code()
+            );
+        }
     }
-    drop(ns);
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -137,6 +137,8 @@ pub struct PairPlan {
 pub struct HostPlan {
     pub name: String,
     pub address: Option<Ipv4Addr>,
+    /// The prefix length of `hactl_address`, when given.
+    pub prefix_len: Option<u8>,
     pub interface: String,
     pub script_user: String,
     #[serde(skip)]
@@ -634,7 +636,7 @@ impl Resolver<'_> {
         let script_user = match vars.get("hactl_script_user") {
             None => "nobody".to_string(),
             Some(v) => match v.value.as_str() {
-                Some(s) if !s.is_empty() && !s.contains(char::is_whitespace) => s.to_string(),
+                Some(s) if is_token(s) => s.to_string(),
                 _ => {
                     self.err_at(&v.value, "hactl_script_user", "must be a user name".into());
                     "nobody".to_string()
@@ -648,6 +650,7 @@ impl Resolver<'_> {
         HostPlan {
             name: name.to_string(),
             address: address.map(|a: Vip| a.address).or(ansible_host),
+            prefix_len: address.map(|a| a.prefix_len),
             interface,
             script_user,
             templates_dir,
@@ -684,10 +687,21 @@ impl Resolver<'_> {
                     );
                 }
             }
+            if !is_token(&k.name) {
+                self.err(
+                    Some(k.origin.clone()),
+                    key,
+                    format!(
+                        "check name `{}` may only hold letters, digits, `_`, `-` and `.`",
+                        k.name
+                    ),
+                );
+                continue;
+            }
             let script = match v.get("script").and_then(Node::as_str) {
-                Some(s) if !s.trim().is_empty() => s.to_string(),
+                Some(s) if !s.trim().is_empty() && !s.contains(['"', '\n', '\\']) => s.to_string(),
                 _ => {
-                    self.err_at(v, key, format!("check `{}` needs a script", k.name));
+                    self.err_at(v, key, format!("check `{}` needs a script (a command line without quotes or backslashes)", k.name));
                     continue;
                 }
             };
@@ -713,7 +727,20 @@ impl Resolver<'_> {
             let weight = num("weight", -253, 253).unwrap_or(0) as i32;
             let fall = num("fall", 1, 1000).map(|t| t as u32);
             let rise = num("rise", 1, 1000).map(|t| t as u32);
-            let user = v.get("user").and_then(Node::as_str).map(str::to_string);
+            let user = match v.get("user") {
+                None => None,
+                Some(u) => match u.as_str() {
+                    Some(name) if is_token(name) => Some(name.to_string()),
+                    _ => {
+                        self.err_at(
+                            u,
+                            key,
+                            format!("check `{}`: user must be a user name", k.name),
+                        );
+                        None
+                    }
+                },
+            };
             out.push(CheckPlan {
                 name: k.name.clone(),
                 script,
@@ -960,10 +987,11 @@ impl Resolver<'_> {
                 );
                 continue;
             }
-            if network(addr, vip.prefix_len) != network(vip.address, vip.prefix_len) {
+            let prefix = h.prefix_len.unwrap_or(vip.prefix_len);
+            if network(addr, prefix) != network(vip.address, prefix) {
                 self.err_at(node, key, format!(
-                    "instance `{instance}`: VIP {vip} is outside the subnet {}/{} of host `{}` on {}",
-                    network(addr, vip.prefix_len), vip.prefix_len, h.name, h.interface
+                    "instance `{instance}`: VIP {vip} is outside the subnet {}/{prefix} of host `{}` on {}",
+                    network(addr, prefix), h.name, h.interface
                 ));
             }
         }
@@ -1109,6 +1137,13 @@ impl Resolver<'_> {
 }
 
 // ===== small parsers =====
+
+/// A word keepalived.conf reads as one token: letters, digits, `_-.@:`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | ':'))
+}
 
 fn parse_cidr(s: &str) -> Option<Vip> {
     let (a, p) = s.split_once('/')?;

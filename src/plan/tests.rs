@@ -92,6 +92,26 @@ fn allocation_is_deterministic_and_unique_per_segment() {
     assert_eq!(p1.pairs[0].segment, p1.pairs[1].segment);
 }
 
+/// Two pairs on 10.0.0.0/24; placeholders VRID_A/VRID_B (instance keys)
+/// and GROUP_A/GROUP_B (pair variables) are replaced by each case.
+const TWO_PAIRS: &str = concat!(
+    "all:\n  vars: {hactl_interface: eth0}\n  children:\n    hactl_pairs:\n      children:\n",
+    "        a:\n          vars:\n            GROUP_A\n            hactl_instances:\n",
+    "              - {name: x, vips: [10.0.0.50/24], master: lb01, VRID_A}\n",
+    "          hosts: {lb01: {ansible_host: 10.0.0.11}, lb02: {ansible_host: 10.0.0.12}}\n",
+    "        b:\n          vars:\n            GROUP_B\n            hactl_instances:\n",
+    "              - {name: y, vips: [10.0.0.60/24], master: lb03, VRID_B}\n",
+    "          hosts: {lb03: {ansible_host: 10.0.0.13}, lb04: {ansible_host: 10.0.0.14}}\n",
+);
+
+/// Fill the placeholders a case left alone with neutral values.
+fn two(text: String) -> String {
+    text.replace("VRID_A", "preempt: true")
+        .replace("VRID_B", "preempt: true")
+        .replace("GROUP_A", "# -")
+        .replace("GROUP_B", "# -")
+}
+
 #[test]
 fn each_error_class_names_line_and_key() {
     let pair = |body: &str| web(body);
@@ -107,6 +127,10 @@ fn each_error_class_names_line_and_key() {
         (pair("            hactl_instances:\n              - {name: a, vips: [10.0.0.50/24], master: lb01, vrid: 7}\n              - {name: b, vips: [10.0.0.60/24], master: lb01, vrid: 7}\n"), "hactl_instances", 10, "VRID 7"),
         (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, track: [nginx]}\n"), "hactl_instances", 9, "not in hactl_checks"),
         (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, vipz: []}\n"), "hactl_instances", 9, "did you mean `vips`"),
+        ("all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          vars:\n            hactl_interface: eth0\n            hactl_instances:\n              - {name: www, vips: [10.0.0.200/24], master: lb01}\n          hosts:\n            lb01: {ansible_host: 192.168.1.1, hactl_address: 10.0.0.51/25}\n            lb02: {ansible_host: 192.168.1.2, hactl_address: 10.0.0.52/25}\n".to_string(), "hactl_instances", 9, "outside the subnet 10.0.0.0/25"),
+        (two(TWO_PAIRS.replace("VRID_A", "vrid: 9").replace("VRID_B", "vrid: 9")), "hactl_instances", 16, "VRID 9 of `b/y` is already used by `a/x`"),
+        (two(TWO_PAIRS.replace("GROUP_A", "hactl_mcast_group: 224.0.0.160").replace("GROUP_B", "hactl_mcast_group: 224.0.0.160")), "hactl_mcast_group", 14, "already used by pair `a`"),
+        (two(TWO_PAIRS.replace("10.0.0.13", "10.0.1.13")), "hactl_address", 12, "different subnets"),
         ("all:\n  children:\n    hactl_pairs:\n      children:\n        solo:\n          hosts: {lb01: }\n".to_string(), "solo", 5, "a pair needs 2 or more"),
     ];
     for (text, key, line, needle) in cases {
