@@ -27,8 +27,25 @@ pub fn split(pattern: &str) -> Vec<String> {
     if sep == ':' && pattern.parse::<std::net::Ipv6Addr>().is_ok() {
         return vec![pattern.trim().to_string()];
     }
-    pattern
-        .split(sep)
+    // Separators inside `[...]` (subscripts, ranges) do not split.
+    let mut terms = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0usize;
+    for c in pattern.chars() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if c == sep && depth == 0 {
+            terms.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    terms.push(cur);
+    terms
+        .into_iter()
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
         .collect()
@@ -145,11 +162,18 @@ fn split_subscript(term: &str) -> Result<(&str, Subscript), PatternError> {
         return Ok((term, None));
     };
     let inner = &body[open + 1..];
-    if open == 0
-        || !inner
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == '-' || c == ':')
-    {
+    let int = |s: &str| -> bool {
+        let digits = s.strip_prefix('-').unwrap_or(s);
+        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+    };
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    // Ansible's subscript forms: `[-?N]` and `[N?:N?]`; anything else is a
+    // glob character class.
+    let is_subscript = match inner.split_once(':') {
+        None => int(inner),
+        Some((a, b)) => digits(a) && digits(b),
+    };
+    if open == 0 || !is_subscript {
         return Ok((term, None));
     }
     let bad = || PatternError::Subscript(term.to_string());
@@ -251,6 +275,8 @@ mod tests {
             ("web[0]", &["lb01"]),
             ("web[-1]", &["lb02"]),
             ("web[0:1],&lb*", &["lb01", "lb02"]),
+            ("lb0[1-2]", &["lb01", "lb02"]),
+            ("web[1:]", &["lb02"]),
             ("nosuch", &[]),
         ];
         for (pattern, want) in cases {
