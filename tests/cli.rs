@@ -218,7 +218,7 @@ fn limit_selects_hosts_with_ansible_patterns() {
     let cases: &[(&str, &[&str])] = &[
         ("lb01,lb03", &["lb01", "lb03"]),
         ("web_lb:!lb02", &["lb01"]),
-        ("hactl_pairs:&lb0[3-4]", &["lb03", "lb04"]),
+        ("hactl_pairs:&lb0[!12]", &["lb03", "lb04"]),
         ("lb*", &["lb01", "lb02", "lb03", "lb04"]),
     ];
     for (limit, want) in cases {

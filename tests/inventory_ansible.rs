@@ -128,3 +128,126 @@ fn hactl_lists_what_ansible_inventory_lists() {
         failures.join("\n\n")
     );
 }
+
+/// The hosts `ansible PATTERN --list-hosts` selects.
+fn ansible_hosts(inv: &Path, pattern: &str, home: &Path) -> Vec<String> {
+    std::fs::create_dir_all(home.join("tmp")).unwrap();
+    let cfg = home.join("ansible.cfg");
+    std::fs::write(&cfg, "").unwrap();
+    let out = Command::new("ansible")
+        .arg("-i")
+        .arg(inv)
+        .args([pattern, "--list-hosts"])
+        .current_dir(home)
+        .env("HOME", home)
+        .env("ANSIBLE_CONFIG", &cfg)
+        .env("ANSIBLE_INVENTORY_ENABLED", "yaml")
+        .env("ANSIBLE_LOCAL_TEMP", home.join("tmp"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("ansible is needed for this test (apt-get install ansible-core): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "ansible {pattern}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut hosts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("hosts ("))
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// The hosts `hactl --limit PATTERN` keeps (empty when none).
+fn hactl_hosts(inv: &Path, pattern: &str) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .args(["--limit", pattern, "inventory", "--list", "-i"])
+        .arg(inv)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("matches no host"),
+            "hactl --limit {pattern}: {stderr}"
+        );
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut hosts: Vec<String> = v
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|g| g.get("hosts"))
+        .flat_map(|h| {
+            h.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+#[test]
+fn limit_selects_what_ansible_selects() {
+    let lab = root().join("inventories/lab.yaml");
+    let multi = root().join("tests/corpus/inventories/multi_parent/inventory.yml");
+    let cases: Vec<(&Path, &str)> = vec![
+        (&lab, "all"),
+        (&lab, "*"),
+        (&lab, "web_lb"),
+        (&lab, "lb01"),
+        (&lab, "web_lb:api_lb"),
+        (&lab, "web_lb,lb03"),
+        (&lab, "web_lb:!lb02"),
+        (&lab, "hactl_pairs:&lb0[!12]"),
+        (&lab, "lb*"),
+        (&lab, "lb0?"),
+        (&lab, "!web_lb"),
+        (&lab, "api_lb[0]"),
+        (&lab, "api_lb[-1]"),
+        (&lab, "web_lb[1:]"),
+        (&lab, "web_lb:&api_lb"),
+        (&lab, "*_lb:!lb01:!lb04"),
+        (&lab, "nosuch"),
+        (&multi, "shared"),
+        (&multi, "east:&west"),
+        (&multi, "shared:!s3"),
+        (&multi, "s*"),
+        (&multi, "west[0:1]"),
+        (&multi, "east,west,!s1"),
+    ];
+    let base = std::env::temp_dir().join(format!("hactl-limit-{}", std::process::id()));
+    let results: Vec<(String, Vec<String>, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases
+            .iter()
+            .enumerate()
+            .map(|(i, (inv, pattern))| {
+                let home = base.join(i.to_string());
+                s.spawn(move || {
+                    (
+                        pattern.to_string(),
+                        ansible_hosts(inv, pattern, &home),
+                        hactl_hosts(inv, pattern),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let _ = std::fs::remove_dir_all(&base);
+    let failures: Vec<String> = results
+        .into_iter()
+        .filter(|(_, a, h)| a != h)
+        .map(|(p, a, h)| format!("{p}: ansible {a:?}, hactl {h:?}"))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -173,34 +173,34 @@ impl Inventory {
     }
 
     /// Every host of a group and of its descendants, without duplicates, in
-    /// the order Ansible lists them (the group's own hosts first, then each
-    /// child's, depth first). `all` holds every host.
+    /// the order Ansible lists them: the group's own hosts, then its
+    /// children's, then their children's, level by level. `all` holds every
+    /// host, in creation order.
     pub fn group_hosts(&self, name: &str) -> Vec<String> {
         if name == "all" {
             return self.hosts.iter().map(|h| h.name.clone()).collect();
         }
-        let mut out = Vec::new();
-        let mut seen_groups = Vec::new();
-        self.collect_hosts(name, &mut out, &mut seen_groups);
-        out
-    }
-
-    fn collect_hosts(&self, name: &str, out: &mut Vec<String>, seen: &mut Vec<String>) {
-        if seen.iter().any(|s| s == name) {
-            return;
-        }
-        seen.push(name.to_string());
-        let Some(group) = self.group(name) else {
-            return;
-        };
-        for h in &group.hosts {
-            if !out.contains(h) {
-                out.push(h.clone());
+        let mut out: Vec<String> = Vec::new();
+        let mut seen: Vec<&str> = vec![name];
+        let mut level: Vec<&str> = vec![name];
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for g in level.iter().filter_map(|n| self.group(n)) {
+                for h in &g.hosts {
+                    if !out.contains(h) {
+                        out.push(h.clone());
+                    }
+                }
+                for c in &g.children {
+                    if !seen.contains(&c.as_str()) {
+                        seen.push(c);
+                        next.push(c.as_str());
+                    }
+                }
             }
+            level = next;
         }
-        for child in &group.children {
-            self.collect_hosts(child, out, seen);
-        }
+        out
     }
 
     /// The groups a host belongs to, directly or through a child group,

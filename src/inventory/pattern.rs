@@ -18,6 +18,8 @@ pub enum PatternError {
     Regex(String),
     #[error("host pattern `{0}` has a bad subscript")]
     Subscript(String),
+    #[error("host pattern `{0}`: use [x:y] inclusive subscripts, [x-y] was removed from Ansible")]
+    DashRange(String),
 }
 
 /// Split a pattern list the way Ansible does.
@@ -127,13 +129,15 @@ fn term_hosts(inv: &Inventory, term: &str) -> Result<Vec<String>, PatternError> 
             .filter(|h| glob_match(base, &h.name))
             .map(|h| h.name.clone())
             .collect());
-    } else {
-        if inv.group(base).is_some() {
-            add(inv.group_hosts(base));
-        }
-        if inv.host(base).is_some() {
+    } else if inv.group(base).is_some() {
+        // Ansible: a name that is a group means the group, even when a host
+        // has the same name (unless the name has a `.`).
+        add(inv.group_hosts(base));
+        if base.contains('.') && inv.host(base).is_some() {
             add(vec![base.to_string()]);
         }
+    } else if inv.host(base).is_some() {
+        add(vec![base.to_string()]);
     }
     Ok(match subscript {
         None => out,
@@ -167,31 +171,32 @@ fn split_subscript(term: &str) -> Result<(&str, Subscript), PatternError> {
         !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
     };
     let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    // Ansible's subscript forms: `[-?N]` and `[N?:N?]`; anything else is a
-    // glob character class.
-    let is_subscript = match inner.split_once(':') {
-        None => int(inner),
-        Some((a, b)) => digits(a) && digits(b),
+    // Ansible's subscript forms: `[-?N]` and `[N:]` / `[N:M]`; `[N-M]` is
+    // the removed old form; anything else is a glob character class.
+    let range = |sep: char| {
+        inner
+            .split_once(sep)
+            .filter(|(a, b)| !a.is_empty() && digits(a) && digits(b))
     };
-    if open == 0 || !is_subscript {
+    if open == 0 {
         return Ok((term, None));
     }
+    if range('-').is_some() && !int(inner) {
+        return Err(PatternError::DashRange(term.to_string()));
+    }
     let bad = || PatternError::Subscript(term.to_string());
-    let sub = match inner.split_once(':') {
-        None => (inner.parse().map_err(|_| bad())?, None),
-        Some((a, b)) => {
-            let a = if a.is_empty() {
-                0
-            } else {
-                a.parse().map_err(|_| bad())?
-            };
-            let b = if b.is_empty() {
-                -1
-            } else {
-                b.parse().map_err(|_| bad())?
-            };
-            (a, Some(b))
-        }
+    let sub = if int(inner) {
+        (inner.parse().map_err(|_| bad())?, None)
+    } else if let Some((a, b)) = range(':') {
+        let a = a.parse().map_err(|_| bad())?;
+        let b = if b.is_empty() {
+            -1
+        } else {
+            b.parse().map_err(|_| bad())?
+        };
+        (a, Some(b))
+    } else {
+        return Ok((term, None));
     };
     Ok((&term[..open], Some(sub)))
 }
@@ -275,7 +280,7 @@ mod tests {
             ("web[0]", &["lb01"]),
             ("web[-1]", &["lb02"]),
             ("web[0:1],&lb*", &["lb01", "lb02"]),
-            ("lb0[1-2]", &["lb01", "lb02"]),
+            ("lb0[!3]", &["lb01", "lb02"]),
             ("web[1:]", &["lb02"]),
             ("nosuch", &[]),
         ];
