@@ -564,12 +564,25 @@ fn split_port(pattern: &str) -> (&str, Option<i64>) {
     {
         return (addr, Some(p));
     }
-    if pattern.matches(':').count() == 1
-        && let Some((host, port)) = pattern.rsplit_once(':')
-        && !host.contains('[')
+    // `name:port`, where name may hold ranges (`lb[01:04]:2222`); a colon
+    // left outside brackets means an IPv6 address without a port.
+    if let Some((host, port)) = pattern.rsplit_once(':')
+        && !port.is_empty()
+        && port.chars().all(|c| c.is_ascii_digit())
         && let Ok(p) = port.parse()
     {
-        return (host, Some(p));
+        let mut depth = 0usize;
+        let bare_colon = host.chars().any(|c| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            c == ':' && depth == 0
+        });
+        if !bare_colon && !host.is_empty() {
+            return (host, Some(p));
+        }
     }
     (pattern, None)
 }
@@ -610,6 +623,21 @@ mod tests {
             Value::Int(2222)
         );
         assert_eq!(i.host_vars("h2")["a"].value.value, Value::Int(1));
+    }
+
+    #[test]
+    fn host_ports() {
+        let cases: &[(&str, (&str, Option<i64>))] = &[
+            ("h:22", ("h", Some(22))),
+            ("lb[01:02]:2222", ("lb[01:02]", Some(2222))),
+            ("lb[01:02]", ("lb[01:02]", None)),
+            ("[::1]:22", ("::1", Some(22))),
+            ("fe80::1", ("fe80::1", None)),
+            ("10.0.0.1:2201", ("10.0.0.1", Some(2201))),
+        ];
+        for (input, want) in cases {
+            assert_eq!(split_port(input), *want, "input {input}");
+        }
     }
 
     #[test]
