@@ -198,6 +198,67 @@ mod tests {
     }
 
     #[test]
+    fn arguments_become_commands() {
+        use clap::Parser;
+        let env = Environment {
+            hactl_inventory: None,
+            no_color: true,
+            cwd: PathBuf::from("/nonexistent"),
+        };
+        let cases: &[(&[&str], Command, Option<&str>)] = &[
+            (
+                &["inventory", "x.yml"],
+                Command::InventoryTable,
+                Some("x.yml"),
+            ),
+            (
+                &["inventory", "--list", "-i", "y.yml"],
+                Command::InventoryList,
+                Some("y.yml"),
+            ),
+            (
+                &["-i", "a.yml", "inventory", "--validate"],
+                Command::InventoryValidate,
+                Some("a.yml"),
+            ),
+            (
+                &["-i", "a.yml", "render", "--host", "lb01", "b.yml"],
+                Command::Render {
+                    host: "lb01".into(),
+                    out: None,
+                },
+                Some("b.yml"),
+            ),
+            (
+                &["completions", "bash"],
+                Command::Completions(clap_complete::Shell::Bash),
+                None,
+            ),
+            (&["man"], Command::Man, None),
+        ];
+        for (argv, want, inv) in cases {
+            let args =
+                Arguments::try_parse_from(std::iter::once("hactl").chain(argv.iter().copied()))
+                    .unwrap();
+            let config = Config::from_arguments(args, &env).unwrap();
+            assert_eq!(&config.command, want, "{argv:?}");
+            assert_eq!(config.inventory.as_deref(), inv.map(Path::new), "{argv:?}");
+            assert!(!config.color, "NO_COLOR turns colours off");
+        }
+        let args =
+            Arguments::try_parse_from(["hactl", "--forks", "0", "inventory", "a.yml"]).unwrap();
+        assert!(matches!(
+            Config::from_arguments(args, &env),
+            Err(Error::Usage(_))
+        ));
+        let args = Arguments::try_parse_from(["hactl", "inventory"]).unwrap();
+        assert!(matches!(
+            Config::from_arguments(args, &env),
+            Err(Error::NoInventory)
+        ));
+    }
+
+    #[test]
     fn inventory_choice_order() {
         let dir = std::env::temp_dir().join(format!("hactl-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
