@@ -269,6 +269,14 @@ pub fn resolve(
             "the inventory has no `hactl_pairs` group (its child groups are the LB pairs)".into(),
         ),
         Some(g) => {
+            for h in &g.hosts {
+                let origin = inv.host(h).map(|x| x.origin.clone());
+                r.err(
+                    origin,
+                    PAIRS_GROUP,
+                    format!("host `{h}` sits directly in `hactl_pairs`; put it in a pair (a child group)"),
+                );
+            }
             let mut owner: BTreeMap<String, String> = BTreeMap::new();
             for pair in &g.children {
                 if let Some((p, e)) = r.pair(inv, pair, &mut owner) {
@@ -298,6 +306,15 @@ struct Explicit {
     mcast: Option<(Ipv4Addr, Origin)>,
     /// Per instance (same order as the pair's instances).
     vrids: Vec<Option<(u8, Origin)>>,
+    /// Where each instance's VIPs were written (same order as its `vips`).
+    vip_origins: Vec<Vec<Origin>>,
+}
+
+/// One instance as read, with the explicit values' origins.
+struct ReadInstance {
+    plan: InstancePlan,
+    vrid: Option<(u8, Origin)>,
+    vip_origins: Vec<Origin>,
 }
 
 struct Resolver<'a> {
@@ -442,6 +459,7 @@ impl Resolver<'_> {
         let mut explicit = Explicit {
             mcast: None,
             vrids: Vec::new(),
+            vip_origins: Vec::new(),
         };
         if let Some(v) = pv.get("hactl_mcast_group") {
             match v.value.as_str().and_then(|s| s.parse::<Ipv4Addr>().ok()) {
@@ -463,7 +481,11 @@ impl Resolver<'_> {
             Some(v) => match v.value.as_seq() {
                 Some(items) if !items.is_empty() => {
                     for item in items {
-                        if let Some((inst, vrid)) = self.instance(
+                        if let Some(ReadInstance {
+                            plan: inst,
+                            vrid,
+                            vip_origins,
+                        }) = self.instance(
                             item,
                             &hosts,
                             &host_plans,
@@ -474,6 +496,7 @@ impl Resolver<'_> {
                         ) {
                             instances.push(inst);
                             explicit.vrids.push(vrid);
+                            explicit.vip_origins.push(vip_origins);
                         }
                     }
                 }
@@ -765,7 +788,7 @@ impl Resolver<'_> {
         default_advert: u16,
         version: u8,
         done: &[InstancePlan],
-    ) -> Option<(InstancePlan, Option<(u8, Origin)>)> {
+    ) -> Option<ReadInstance> {
         let key = "hactl_instances";
         if item.as_map().is_none() {
             self.err_at(
@@ -824,6 +847,7 @@ impl Resolver<'_> {
             }
         };
         let mut vips = Vec::new();
+        let mut vip_origins = Vec::new();
         match item.get("vips").and_then(Node::as_seq) {
             Some(list) if !list.is_empty() => {
                 for v in list {
@@ -831,6 +855,7 @@ impl Resolver<'_> {
                         Some(vip) => {
                             self.check_vip(v, &name, vip, host_plans);
                             vips.push(vip);
+                            vip_origins.push(v.origin.clone());
                         }
                         None => self.err_at(v, key, format!("instance `{name}`: VIP must be an IPv4 address with a prefix length, like 10.0.0.50/24")),
                     }
@@ -903,8 +928,8 @@ impl Resolver<'_> {
             },
         };
         let roles = self.roles(item, &name, &master, hosts);
-        Some((
-            InstancePlan {
+        Some(ReadInstance {
+            plan: InstancePlan {
                 name,
                 vrid: vrid.as_ref().map_or(0, |v| v.0),
                 advert_int,
@@ -915,7 +940,8 @@ impl Resolver<'_> {
                 roles,
             },
             vrid,
-        ))
+            vip_origins,
+        })
     }
 
     /// The master first, then the other hosts in inventory order, with
@@ -1098,6 +1124,29 @@ impl Resolver<'_> {
                     "hactl_instances",
                     format!("more than 255 VRRP instances on {seg}"),
                 ),
+            }
+            // VIPs: one owner per address on a segment.
+            let mut seen: Vec<(Ipv4Addr, String, Origin)> = Vec::new();
+            for &p in &idx {
+                for (j, inst) in pairs[p].instances.iter().enumerate() {
+                    let origins = explicit[p].vip_origins.get(j);
+                    for (k, vip) in inst.vips.iter().enumerate() {
+                        let label = format!("{}/{}", pairs[p].name, inst.name);
+                        let origin = origins.and_then(|o| o.get(k)).cloned();
+                        if let Some((_, other, oo)) =
+                            seen.iter().find(|(a, _, _)| *a == vip.address)
+                        {
+                            let msg = format!(
+                                "VIP {} of `{label}` is already used by `{other}` ({oo})",
+                                vip.address
+                            );
+                            self.err(origin.clone(), "hactl_instances", msg);
+                        }
+                        if let Some(o) = origin {
+                            seen.push((vip.address, label, o));
+                        }
+                    }
+                }
             }
             // Multicast groups.
             let mut taken: Vec<(Ipv4Addr, String, Origin)> = Vec::new();

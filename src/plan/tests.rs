@@ -131,6 +131,8 @@ fn each_error_class_names_line_and_key() {
         (two(TWO_PAIRS.replace("VRID_A", "vrid: 9").replace("VRID_B", "vrid: 9")), "hactl_instances", 16, "VRID 9 of `b/y` is already used by `a/x`"),
         (two(TWO_PAIRS.replace("GROUP_A", "hactl_mcast_group: 224.0.0.160").replace("GROUP_B", "hactl_mcast_group: 224.0.0.160")), "hactl_mcast_group", 14, "already used by pair `a`"),
         (two(TWO_PAIRS.replace("10.0.0.13", "10.0.1.13")), "hactl_address", 12, "different subnets"),
+        (two(TWO_PAIRS.replace("10.0.0.60/24", "10.0.0.50/24")), "hactl_instances", 16, "VIP 10.0.0.50 of `b/y` is already used by `a/x` (t.yml:10)"),
+        ("all:\n  children:\n    hactl_pairs:\n      hosts:\n        stray:\n".to_string(), "hactl_pairs", 5, "sits directly in `hactl_pairs`"),
         ("all:\n  children:\n    hactl_pairs:\n      children:\n        solo:\n          hosts: {lb01: }\n".to_string(), "solo", 5, "a pair needs 2 or more"),
     ];
     for (text, key, line, needle) in cases {
