@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -26,6 +27,33 @@ fn corpus() -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// Run `f` over `items` on a few threads (Ansible takes ~0.3 s a run; the
+/// machine is shared), results in input order.
+fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(i, item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Runs `ansible-inventory` with no user configuration.
@@ -97,16 +125,9 @@ fn hactl_lists_what_ansible_inventory_lists() {
     let invs = corpus();
     assert!(invs.len() >= 15, "corpus too small: {}", invs.len());
     let base = std::env::temp_dir().join(format!("hactl-ansible-{}", std::process::id()));
-    let results: Vec<(PathBuf, serde_json::Value, serde_json::Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = invs
-            .iter()
-            .enumerate()
-            .map(|(i, inv)| {
-                let home = base.join(i.to_string());
-                s.spawn(move || (inv.clone(), ansible_list(inv, &home), hactl_list(inv)))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results = parallel(&invs, |i, inv| {
+        let home = base.join(i.to_string());
+        (inv.clone(), ansible_list(inv, &home), hactl_list(inv))
     });
     let _ = std::fs::remove_dir_all(&base);
     let mut failures = Vec::new();
@@ -226,22 +247,13 @@ fn limit_selects_what_ansible_selects() {
         (&multi, "east,west,!s1"),
     ];
     let base = std::env::temp_dir().join(format!("hactl-limit-{}", std::process::id()));
-    let results: Vec<(String, Vec<String>, Vec<String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases
-            .iter()
-            .enumerate()
-            .map(|(i, (inv, pattern))| {
-                let home = base.join(i.to_string());
-                s.spawn(move || {
-                    (
-                        pattern.to_string(),
-                        ansible_hosts(inv, pattern, &home),
-                        hactl_hosts(inv, pattern),
-                    )
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    let results = parallel(&cases, |i, (inv, pattern)| {
+        let home = base.join(i.to_string());
+        (
+            pattern.to_string(),
+            ansible_hosts(inv, pattern, &home),
+            hactl_hosts(inv, pattern),
+        )
     });
     let _ = std::fs::remove_dir_all(&base);
     let failures: Vec<String> = results
