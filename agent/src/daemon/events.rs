@@ -185,13 +185,14 @@ impl Daemon {
         let discarded = actions
             .iter()
             .any(|a| a.instance == id && matches!(a.action, Action::Discard(_)));
+        self.apply(actions).await;
+        // After the actions: a transition resets what we saw.
         if !discarded && advert.priority > 0 {
             self.last_advert[id] = Some(rfc3339(SystemTime::now()));
             if self.router.instances()[id].state() == State::Backup {
                 self.master_seen[id] = Some(received.src);
             }
         }
-        self.apply(actions).await;
     }
 
     /// Tracked object `name` changed; every instance tracking it hears.

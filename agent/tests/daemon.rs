@@ -1,0 +1,491 @@
+//! `hactl-agent run` on a real (namespaced) network: two agents on a bridge
+//! elect a master, hand the VIP over on SIGTERM, on link loss and on a
+//! crash, and refuse malformed packets; everything is observed the way an
+//! operator would, through `hactl-agent status --json` and `ip addr`
+//! (issue 4, "Tests").
+//!
+//! Takeover times are measured from the agents' own transition stamps
+//! (CLOCK_MONOTONIC, shared by all namespaces of the host) against the
+//! moment the test caused the fault, so polling overhead does not enter the
+//! figures. Adverts are VRRPv3 at 200 ms: Skew_Time of priority 100 is
+//! 120 ms and Master_Down_Interval 720 ms (RFC 5798 6.1). Runs as root.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hactl_agent::instance::{Version, master_down_interval, skew_time};
+use hactl_agent::packet::{Advertisement, Auth, AuthPass};
+use hactl_agent::status::{InstanceStatus, Status};
+use support::netns::{Host, Segment, Spawned, wait_for, wait_until};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_hactl-agent");
+const DEADLINE: Duration = Duration::from_secs(10);
+const ADVERT: Duration = Duration::from_millis(200);
+/// Scheduling slack on a loaded 2-core machine.
+const MARGIN: Duration = Duration::from_millis(300);
+const VRID: u8 = 51;
+
+fn vip() -> IpAddr {
+    IpAddr::V4(Segment::ipv4(100))
+}
+
+#[track_caller]
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the daemon tests build network namespaces: run them as root"
+    );
+}
+
+fn monotonic_ns() -> u64 {
+    hactl_agent::status::monotonic_ns()
+}
+
+// ===== an agent under test =====
+
+/// The instance's settings that vary between tests.
+#[derive(Clone)]
+struct InstanceConf {
+    priority: u8,
+    version: u8,
+    advert: &'static str,
+    extra: &'static str,
+}
+
+impl InstanceConf {
+    fn v3(priority: u8) -> InstanceConf {
+        InstanceConf {
+            priority,
+            version: 3,
+            advert: "0.2",
+            extra: "",
+        }
+    }
+
+    fn render(&self, host: usize) -> String {
+        format!(
+            "global_defs {{\n  router_id h{host}\n}}\n\
+             vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  \
+             virtual_router_id {VRID}\n  priority {}\n  version {}\n  advert_int {}\n{}  \
+             virtual_ipaddress {{\n    {}/24\n  }}\n}}\n",
+            self.priority,
+            self.version,
+            self.advert,
+            self.extra,
+            vip()
+        )
+    }
+}
+
+/// One agent's files and, while it runs, its process.
+struct Agent<'a> {
+    host: &'a Host,
+    dir: PathBuf,
+    process: Option<Spawned>,
+}
+
+static DIRS: AtomicUsize = AtomicUsize::new(0);
+
+impl<'a> Agent<'a> {
+    #[track_caller]
+    fn new(host: &'a Host, index: usize, conf: &InstanceConf) -> Agent<'a> {
+        let dir = std::env::temp_dir().join(format!(
+            "hxd{}x{}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        std::fs::write(dir.join("keepalived.conf"), conf.render(index)).expect("config");
+        Agent {
+            host,
+            dir,
+            process: None,
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("agent.sock")
+    }
+
+    #[track_caller]
+    fn start(&mut self) {
+        let conf = self.dir.join("keepalived.conf");
+        let socket = self.socket();
+        let state = self.dir.join("state");
+        let argv = [
+            AGENT,
+            "run",
+            "-f",
+            path_str(&conf),
+            "--socket",
+            path_str(&socket),
+            "--state-dir",
+            path_str(&state),
+        ];
+        let _ = std::fs::remove_file(&socket);
+        self.process = Some(self.host.spawn(&argv));
+        wait_until(DEADLINE, "the agent's status socket", || {
+            self.status().is_some()
+        });
+    }
+
+    fn pid(&self) -> nix::unistd::Pid {
+        let pid = self.process.as_ref().map_or(0, Spawned::pid);
+        nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0))
+    }
+
+    /// Sends `signal` to the agent (ours, by PID) and waits for its exit.
+    #[track_caller]
+    fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        nix::sys::signal::kill(self.pid(), signal).expect("signal the agent");
+        let mut process = self.process.take().expect("the agent runs");
+        let status = wait_for(DEADLINE, "the agent to exit", || {
+            process.child().try_wait().ok().flatten()
+        });
+        if signal == nix::sys::signal::Signal::SIGTERM {
+            let log = process.stderr();
+            assert!(
+                log.contains("MASTER -> INIT") || log.contains("BACKUP -> INIT"),
+                "the agent logs its last transition:\n{log}"
+            );
+        }
+        status
+    }
+
+    /// `hactl-agent status --json`, if the agent answers.
+    fn status(&self) -> Option<Status> {
+        let output = Command::new(AGENT)
+            .args(["status", "--json", "--socket", path_str(&self.socket())])
+            .output()
+            .ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&output.stdout).ok()
+    }
+
+    #[track_caller]
+    fn instance(&self) -> InstanceStatus {
+        let status = wait_for(DEADLINE, "a status answer", || self.status());
+        status.instances.into_iter().next().expect("one instance")
+    }
+
+    #[track_caller]
+    fn wait_state(&self, state: &str) -> InstanceStatus {
+        wait_for(
+            DEADLINE,
+            &format!("{} to be {state}", self.host.namespace()),
+            || {
+                let i = self.status()?.instances.into_iter().next()?;
+                (i.state == state).then_some(i)
+            },
+        )
+    }
+
+    fn has_vip(&self) -> bool {
+        self.host
+            .addresses("eth0")
+            .iter()
+            .any(|(a, len)| *a == vip() && *len == 24)
+    }
+
+    /// The CLOCK_MONOTONIC stamp of the last transition to `to`.
+    #[track_caller]
+    fn last_transition_to(&self, to: &str) -> u64 {
+        let i = self.instance();
+        i.transitions
+            .iter()
+            .rev()
+            .find(|t| t.to == to)
+            .unwrap_or_else(|| panic!("no transition to {to}: {:?}", i.transitions))
+            .monotonic_ns
+    }
+}
+
+impl Drop for Agent<'_> {
+    fn drop(&mut self) {
+        // The Spawned guard kills the process by PID.
+        self.process = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 scratch path")
+}
+
+/// Holds `condition` true for `span`, polling; panics at the first failure.
+#[track_caller]
+fn holds_for(span: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < span {
+        assert!(
+            condition(),
+            "{what} stopped holding after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[track_caller]
+fn assert_master_and_backup(master: &Agent, backup: &Agent) {
+    master.wait_state("MASTER");
+    backup.wait_state("BACKUP");
+    wait_until(DEADLINE, "the VIP on the master", || master.has_vip());
+    assert!(!backup.has_vip(), "the backup must not hold the VIP");
+    let m = master.instance();
+    assert!(
+        m.vips.iter().all(|v| v.present),
+        "status: VIP present {m:?}"
+    );
+    let b = backup.instance();
+    assert!(
+        b.vips.iter().all(|v| !v.present),
+        "status: VIP absent {b:?}"
+    );
+    assert_eq!(
+        b.master,
+        Some(IpAddr::V4(master.host.ipv4())),
+        "the backup sees the master"
+    );
+}
+
+// ===== tests =====
+
+/// Issue 4: the master holds the VIP, the backup does not; SIGTERM hands
+/// over within Skew_Time; link loss within Master_Down_Interval; the master
+/// returns and preempts back; status reports it all.
+#[test]
+fn failover_on_sigterm_and_link_down_then_preempt_back() {
+    require_root();
+    let segment = Segment::new(2);
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+
+    // Graceful: priority 0 advert, the backup waits Skew_Time only.
+    let skew = skew_time(Version::V3, 100, ADVERT);
+    let t0 = monotonic_ns();
+    let exit = a.stop(nix::sys::signal::Signal::SIGTERM);
+    assert!(exit.success(), "SIGTERM exits 0: {exit:?}");
+    b.wait_state("MASTER");
+    let took = Duration::from_nanos(b.last_transition_to("MASTER").saturating_sub(t0));
+    assert!(
+        took <= skew + MARGIN,
+        "graceful takeover took {took:?}, Skew_Time is {skew:?}"
+    );
+    assert!(!a.has_vip(), "SIGTERM removed the VIP");
+    wait_until(DEADLINE, "the VIP on the new master", || b.has_vip());
+
+    // The master returns and preempts back.
+    a.start();
+    assert_master_and_backup(&a, &b);
+
+    // Link loss: the backup hears nothing and waits Master_Down_Interval.
+    let mdi = master_down_interval(Version::V3, 100, ADVERT);
+    let t0 = monotonic_ns();
+    segment.port_set(0, false);
+    b.wait_state("MASTER");
+    let took = Duration::from_nanos(b.last_transition_to("MASTER").saturating_sub(t0));
+    assert!(
+        took <= mdi + MARGIN,
+        "link-down takeover took {took:?}, Master_Down_Interval is {mdi:?}"
+    );
+    a.wait_state("FAULT");
+    segment.port_set(0, true);
+    assert_master_and_backup(&a, &b);
+
+    // The status history tells the story, with both clocks.
+    let history = b.instance().transitions;
+    let pairs: Vec<(&str, &str)> = history
+        .iter()
+        .map(|t| (t.from.as_str(), t.to.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("INIT", "BACKUP"),
+            ("BACKUP", "MASTER"),
+            ("MASTER", "BACKUP"),
+            ("BACKUP", "MASTER"),
+            ("MASTER", "BACKUP"),
+        ]
+    );
+    assert!(history[2].reason.contains("prio 150"), "{history:?}");
+    for t in &history {
+        // 2026-11-22T17:29:06.123Z
+        assert_eq!(t.time.len(), 24, "RFC 3339 with ms: {}", t.time);
+        assert!(t.time.ends_with('Z') && t.time.as_bytes()[19] == b'.');
+    }
+    assert!(
+        history
+            .windows(2)
+            .all(|w| w[0].monotonic_ns <= w[1].monotonic_ns)
+    );
+    let a_status = a.instance();
+    assert_eq!(
+        (a_status.vrid, a_status.version, a_status.advert_int_ms),
+        (VRID, 3, 200)
+    );
+    assert!(a_status.counters.adverts_sent > 0 && b.instance().counters.adverts_received > 0);
+}
+
+/// Issue 4: with nopreempt the returning higher-priority node leaves the
+/// VIP where it is.
+#[test]
+fn nopreempt_keeps_the_vip_on_the_current_master() {
+    require_root();
+    let segment = Segment::new(2);
+    let mut high_conf = InstanceConf::v3(150);
+    high_conf.extra = "  nopreempt\n";
+    let mut a = Agent::new(segment.host(0), 0, &high_conf);
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    b.start();
+    b.wait_state("MASTER");
+    a.start();
+    a.wait_state("BACKUP");
+    let mdi = master_down_interval(Version::V3, 150, ADVERT);
+    holds_for(mdi * 3, "the lower master keeping the VIP", || {
+        b.has_vip() && !a.has_vip() && a.instance().state == "BACKUP"
+    });
+}
+
+/// Issue 4: SIGKILL the master, the backup takes over, the old master
+/// restarts: the VIP it left behind is removed before its first election.
+/// `hactl-agent cleanup` does the same by hand.
+#[test]
+fn killed_master_leaves_no_stale_vip_after_restart() {
+    require_root();
+    let segment = Segment::new(2);
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+
+    a.stop(nix::sys::signal::Signal::SIGKILL);
+    b.wait_state("MASTER");
+    assert!(a.has_vip(), "a killed agent cannot remove its VIP");
+
+    a.start();
+    // Leftovers go before the first election: while it is BACKUP (for a
+    // Master_Down_Interval) the old master holds nothing.
+    let first = a.instance();
+    assert_eq!(first.state, "BACKUP", "{first:?}");
+    assert!(!a.has_vip(), "the restarted agent removed the stale VIP");
+    assert_master_and_backup(&a, &b);
+
+    // By hand: kill again, then cleanup.
+    a.stop(nix::sys::signal::Signal::SIGKILL);
+    assert!(a.has_vip());
+    let state = a.dir.join("state");
+    let out = a
+        .host
+        .run(&[AGENT, "cleanup", "--state-dir", path_str(&state)]);
+    assert_eq!(out.trim(), "removed 1 address(es)");
+    assert!(!a.has_vip(), "cleanup removed the stale VIP");
+}
+
+// ===== malformed packets =====
+
+/// Sends raw IPv4 `payload` (protocol 112) from `host` with `ttl`, by a
+/// Python one-liner: the IP header is built by hand (IP_HDRINCL).
+#[track_caller]
+fn inject(host: &Host, dst: Ipv4Addr, ttl: u8, payload: &[u8]) {
+    const SEND: &str = "import socket,struct,sys\n\
+        src,dst,ttl,p=sys.argv[1],sys.argv[2],int(sys.argv[3]),bytes.fromhex(sys.argv[4])\n\
+        h=struct.pack('!BBHHHBBH4s4s',0x45,0xc0,20+len(p),0,0,ttl,112,0,socket.inet_aton(src),socket.inet_aton(dst))\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n\
+        s.setsockopt(socket.SOL_SOCKET,25,b'eth0\\0')\n\
+        s.sendto(h+p,(dst,0))\n";
+    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
+    host.run(&[
+        "python3",
+        "-c",
+        SEND,
+        &host.ipv4().to_string(),
+        &dst.to_string(),
+        &ttl.to_string(),
+        &hex,
+    ]);
+}
+
+/// Issue 4: malformed packets from a third namespace (TTL 64, bad checksum,
+/// bad version, wrong auth, truncated) are dropped, counted by reason, and
+/// change nothing; the same advert well-formed does take over.
+#[test]
+fn malformed_packets_are_dropped_and_counted() {
+    require_root();
+    let segment = Segment::new(2);
+    let conf = InstanceConf {
+        priority: 100,
+        version: 2,
+        advert: "1",
+        extra: "  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n",
+    };
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    a.start();
+    a.wait_state("MASTER");
+    let before = a.instance();
+    let attacker = segment.host(1);
+    let group = Ipv4Addr::new(224, 0, 0, 18);
+    let src = IpAddr::V4(attacker.ipv4());
+    let advert = |pass: &[u8]| Advertisement {
+        version: Version::V2,
+        vrid: VRID,
+        priority: 254,
+        advert_interval_cs: 100,
+        auth: Auth::Pass(AuthPass::truncated(pass)),
+        addresses: vec![vip()],
+    };
+    let good = advert(b"s3cret")
+        .encode(src, IpAddr::V4(group))
+        .expect("encode");
+    let wrong_auth = advert(b"guess")
+        .encode(src, IpAddr::V4(group))
+        .expect("encode");
+    let mut bad_checksum = good.clone();
+    bad_checksum[6] ^= 0xff;
+    let mut bad_version = good.clone();
+    bad_version[0] = 0x11;
+
+    inject(attacker, group, 64, &good);
+    inject(attacker, group, 255, &bad_checksum);
+    inject(attacker, group, 255, &bad_version);
+    inject(attacker, group, 255, &wrong_auth);
+    inject(attacker, group, 255, &good[..6]);
+
+    let expected = [
+        "bad_ttl",
+        "bad_checksum",
+        "bad_version",
+        "auth_mismatch",
+        "too_short",
+    ];
+    let after = wait_for(DEADLINE, "five drops counted", || {
+        let i = a.status()?.instances.into_iter().next()?;
+        expected
+            .iter()
+            .all(|r| i.counters.drops.get(*r) == Some(&1))
+            .then_some(i)
+    });
+    assert_eq!(after.state, "MASTER");
+    assert_eq!(after.transitions, before.transitions, "no state change");
+    assert_eq!(after.counters.adverts_received, 0);
+    assert!(a.has_vip());
+
+    // The control: the same advert, well formed, wins (priority 254).
+    inject(attacker, group, 255, &good);
+    let i = a.wait_state("BACKUP");
+    assert_eq!(i.master, Some(src));
+    assert_eq!(i.counters.adverts_received, 1);
+    wait_until(DEADLINE, "the VIP released", || !a.has_vip());
+}
