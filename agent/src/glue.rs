@@ -42,6 +42,19 @@ pub struct WireSettings {
     pub vips: Vec<VirtualAddress>,
     pub advert_interval: Duration,
     pub notify: NotifyScripts,
+    pub garp: GarpSettings,
+}
+
+/// Gratuitous ARP / unsolicited NA timing of a new master
+/// (keepalived.conf(5) `garp_master_*`, defaults 5 s, 5 and off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarpSettings {
+    /// Second burst this long after becoming master; zero: none.
+    pub delay: Duration,
+    /// Announcements per VIP in each burst.
+    pub repeat: u32,
+    /// Repeat a burst this often while master.
+    pub refresh: Option<Duration>,
 }
 
 /// The notify commands of an instance or sync group (keepalived.conf(5)).
@@ -235,6 +248,21 @@ fn wire_settings(
             fault: instance.notify_fault.clone(),
             stop: instance.notify_stop.clone(),
             generic: instance.notify.clone(),
+        },
+        garp: GarpSettings {
+            delay: instance
+                .garp_master_delay
+                .or(config.global_defs.vrrp_garp_master_delay)
+                .unwrap_or(Duration::from_secs(5)),
+            repeat: instance
+                .garp_master_repeat
+                .or(config.global_defs.vrrp_garp_master_repeat)
+                .unwrap_or(5)
+                .max(1),
+            refresh: instance
+                .garp_master_refresh
+                .or(config.global_defs.vrrp_garp_master_refresh)
+                .filter(|d| !d.is_zero()),
         },
     })
 }

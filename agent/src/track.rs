@@ -12,21 +12,17 @@
 //! run and counts as down, so a user who could edit it cannot get code run as
 //! root or decide the failover.
 //!
-//! Interfaces are polled (getifaddrs flags) every [`LINK_POLL`]; a change is
-//! reported like a script's.
+//! Interfaces are followed through rtnetlink link notifications; a change
+//! of up-and-running is reported like a script's.
 
+use futures::StreamExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
-
 use tokio::sync::mpsc;
 
 use crate::config::VrrpScript;
-use crate::network;
+use crate::netlink::{LinkEvent, LinkEvents, LinkStates};
 use crate::notify::{Outcome, RunAs, run_script, split_command};
-
-/// How often interface flags are read.
-pub const LINK_POLL: Duration = Duration::from_millis(100);
 
 /// A tracked object changed: its name as the state machine knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,29 +145,31 @@ pub async fn run_vrrp_script(
     }
 }
 
-/// Polls the link state of `interfaces` forever; `name_of` maps an
-/// interface to its track name. The first reading is always reported.
+/// Reports the link changes of `interfaces` from the kernel's rtnetlink
+/// notifications (`events`, opened before the caller read the initial
+/// states, so no change falls between the two); `name_of` maps an interface
+/// to its track name. A removed interface counts as down.
 pub async fn watch_links(
+    events: LinkEvents,
     interfaces: Vec<String>,
     name_of: fn(&str) -> String,
     updates: mpsc::Sender<TrackUpdate>,
 ) {
-    let mut last: Vec<Option<bool>> = vec![None; interfaces.len()];
-    let mut ticker = tokio::time::interval(LINK_POLL);
-    loop {
-        ticker.tick().await;
-        for (i, interface) in interfaces.iter().enumerate() {
-            let up = network::link_up(interface).unwrap_or(false);
-            if last[i] != Some(up) {
-                last[i] = Some(up);
-                let update = TrackUpdate {
-                    name: name_of(interface),
-                    up,
-                };
-                if updates.send(update).await.is_err() {
-                    return;
-                }
-            }
+    let mut stream = events.transitions(LinkStates::default());
+    while let Some(event) = stream.next().await {
+        let (name, up) = match &event {
+            LinkEvent::Changed(link) => (link.name.as_str(), link.is_up()),
+            LinkEvent::Removed { name, .. } => (name.as_str(), false),
+        };
+        if !interfaces.iter().any(|i| i == name) {
+            continue;
+        }
+        let update = TrackUpdate {
+            name: name_of(name),
+            up,
+        };
+        if updates.send(update).await.is_err() {
+            return;
         }
     }
 }

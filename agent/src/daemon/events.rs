@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::config::Family;
 use crate::glue::{NotifyScripts, Plan, WireSettings};
+use crate::gratuitous::Announcer;
 use crate::instance::{Action, Advert, Event, Instance, State, Timer};
 use crate::network::{Dropped, Received, VrrpSocket, interface_addresses};
 use crate::notify::{NotifyJob, NotifySender, split_command};
@@ -53,6 +54,12 @@ pub struct Daemon {
     vips: VipDriver,
     ledger: VipLedger,
     notify: NotifySender,
+    /// One AF_PACKET socket per interface, opened on first use.
+    announcers: HashMap<String, Announcer>,
+    /// The next gratuitous burst of each master: the delayed one after
+    /// taking over, then the refreshes.
+    garp_due: HashMap<InstanceId, Instant>,
+    garp_delayed_sent: Vec<bool>,
 }
 
 impl Daemon {
@@ -61,6 +68,7 @@ impl Daemon {
         plan: Plan,
         sockets: Vec<Arc<VrrpSocket>>,
         ledger: VipLedger,
+        vips: VipDriver,
         notify: NotifySender,
     ) -> Result<Daemon, DaemonError> {
         let mut instances = Vec::new();
@@ -95,9 +103,12 @@ impl Daemon {
             last_advert: vec![None; n],
             send_failing: vec![false; n],
             plan,
-            vips: VipDriver,
+            vips,
             ledger,
             notify,
+            announcers: HashMap::new(),
+            garp_due: HashMap::new(),
+            garp_delayed_sent: vec![false; n],
         })
     }
 
@@ -213,7 +224,11 @@ impl Daemon {
 
     /// The earliest armed timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.values().min().copied()
+        self.timers
+            .values()
+            .chain(self.garp_due.values())
+            .min()
+            .copied()
     }
 
     /// Fires every timer that is due.
@@ -231,6 +246,20 @@ impl Daemon {
             let now = self.now();
             let actions = self.router.handle(id, now, Event::TimerFired(timer));
             self.apply(actions).await;
+        }
+        let garp: Vec<InstanceId> = self
+            .garp_due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in garp {
+            self.garp_due.remove(&id);
+            self.garp_delayed_sent[id] = true;
+            self.announce(id);
+            if let Some(refresh) = self.plan.wire[id].garp.refresh {
+                self.garp_due.insert(id, Instant::now() + refresh);
+            }
         }
     }
 
@@ -277,13 +306,13 @@ impl Daemon {
                         State::Master => Some(self.plan.wire[id].source),
                         _ => None,
                     };
+                    self.garp_due.remove(&id);
+                    self.garp_delayed_sent[id] = false;
                 }
                 Action::SendAdvert { priority } => self.send_advert(id, priority),
                 Action::AddVips => self.add_vips(id).await,
                 Action::RemoveVips => self.remove_vips(id).await,
-                // Gratuitous ARP / NA are sent by the announcer once it is
-                // wired in; until then neighbours learn from traffic.
-                Action::SendGratuitous => {}
+                Action::SendGratuitous => self.gratuitous(id),
                 Action::ArmTimer { timer, after } => {
                     self.timers.insert((id, timer), Instant::now() + after);
                 }
@@ -326,6 +355,53 @@ impl Daemon {
             }
             None => self.send_failing[id] = false,
             Some(_) => {}
+        }
+    }
+
+    /// RFC 5798 6.4.1/6.4.2: announce the VIPs now; keepalived repeats
+    /// the burst after garp_master_delay and every garp_master_refresh.
+    fn gratuitous(&mut self, id: InstanceId) {
+        self.announce(id);
+        if self.garp_due.contains_key(&id) {
+            return;
+        }
+        let garp = self.plan.wire[id].garp;
+        let next = if !self.garp_delayed_sent[id] && !garp.delay.is_zero() {
+            Some(garp.delay)
+        } else {
+            garp.refresh
+        };
+        if let Some(after) = next {
+            self.garp_due.insert(id, Instant::now() + after);
+        }
+    }
+
+    /// One burst: `repeat` announcements of every VIP.
+    fn announce(&mut self, id: InstanceId) {
+        let wire = &self.plan.wire[id];
+        for vip in &wire.vips {
+            let interface = wire.vip_interface(vip);
+            if !self.announcers.contains_key(interface) {
+                match Announcer::open(interface) {
+                    Ok(a) => {
+                        let a = a.with_router_flag(true);
+                        self.announcers.insert(interface.to_owned(), a);
+                    }
+                    Err(e) => {
+                        log(&format!("{}: {}", wire.name, chain(&e)));
+                        continue;
+                    }
+                }
+            }
+            let Some(announcer) = self.announcers.get(interface) else {
+                continue;
+            };
+            for _ in 0..wire.garp.repeat {
+                if let Err(e) = announcer.announce(vip.address.addr) {
+                    log(&format!("{}: {}", wire.name, chain(&e)));
+                    break;
+                }
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use thiserror::Error;
 use crate::config::ConfigError;
 use crate::glue::GlueError;
 use crate::instance::ParamsError;
+use crate::netlink::NetlinkError;
 use crate::network::NetworkError;
 use crate::router::RouterError;
 use crate::status::StatusError;
@@ -53,6 +54,8 @@ pub enum DaemonError {
     Status(#[from] StatusError),
     #[error(transparent)]
     Vips(#[from] VipError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot install the {signal} handler")]
@@ -102,7 +105,8 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
 pub fn cleanup(state_dir: &Path) -> Result<usize, DaemonError> {
     runtime()?.block_on(async {
         let mut ledger = vips::VipLedger::open(state_dir)?;
-        let removed = ledger.clean(&vips::VipDriver).await?;
+        let driver = vips::VipDriver::open()?;
+        let removed = ledger.clean(&driver).await?;
         for e in &removed {
             log(&format!("removed {} from {}", e.address, e.interface));
         }

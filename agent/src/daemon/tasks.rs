@@ -9,7 +9,7 @@
 //! ```text
 //!  recv thread (one per interface+family) ─Packet─┐
 //!  vrrp_script task (one per script) ───Track─────┤
-//!  link watcher task (all tracked links) ─Track───┤
+//!  link watcher task (rtnetlink events) ──Track───┤
 //!                                                 v
 //!  status server ──StatusRequest──>  ┌─────────────────────────┐
 //!     (unix socket, 0600)  <─Status──│ main loop: Daemon       │<── SIGTERM/SIGINT: shutdown
@@ -37,13 +37,14 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, Family};
 use crate::glue::{self, INTERFACE_TRACK_PREFIX, Plan};
+use crate::netlink::LinkEvents;
 use crate::network::{self, Received, VrrpSocket};
 use crate::notify::{self, NotifySender, RunAs};
 use crate::status;
 use crate::track::{self, TrackUpdate};
 
 use super::events::{Daemon, chain};
-use super::vips::VipLedger;
+use super::vips::{VipDriver, VipLedger};
 use super::{DaemonError, Options, log};
 
 /// How long shutdown waits for queued notify scripts (notify_stop).
@@ -140,7 +141,8 @@ async fn build(
         sockets.push(Arc::new(VrrpSocket::open(interface, family, groups)?));
     }
     let ledger = VipLedger::open(&options.state_dir)?;
-    let daemon = Daemon::new(options.config.clone(), plan, sockets, ledger, notify)?;
+    let vips = VipDriver::open()?;
+    let daemon = Daemon::new(options.config.clone(), plan, sockets, ledger, vips, notify)?;
 
     let mut tasks = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
@@ -218,11 +220,14 @@ async fn build(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
+    // Subscribe first, then read: a change in between is not lost.
+    let events = LinkEvents::open()?;
     let link_states = links
         .iter()
         .map(|l| (interface_track(l), network::link_up(l).unwrap_or(false)))
         .collect();
     tasks.push(tokio::spawn(track::watch_links(
+        events,
         links,
         interface_track,
         track_tx,

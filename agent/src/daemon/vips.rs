@@ -3,9 +3,8 @@
 //! ([`VipLedger`]), so that the leftovers of a killed agent can be removed
 //! when the next one starts, before its first election.
 //!
-//! The driver runs `ip addr replace` / `ip addr del` (iproute2) until the
-//! rtnetlink module is wired in; both are idempotent: adding a present
-//! address and removing an absent one succeed.
+//! The driver speaks rtnetlink ([`crate::netlink`]); both directions are
+//! idempotent: adding a present address and removing an absent one succeed.
 //!
 //! The ledger is one JSON file in the state directory, rewritten atomically
 //! (write to a temporary file, rename) on every change. It is written before
@@ -13,24 +12,24 @@
 //! of an address that is not there, which cleanup tolerates.
 
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::process::Command;
 
-use crate::config::VirtualAddress;
+use crate::config::{IpPrefix, VirtualAddress};
+use crate::netlink::{Netlink, NetlinkError, Scope, Vip};
 
 /// File name of the ledger inside the state directory.
 pub const LEDGER_FILE: &str = "vips.json";
 
 #[derive(Debug, Error)]
 pub enum VipError {
-    #[error("cannot run ip")]
-    Spawn(#[source] io::Error),
-    #[error("ip {args} failed: {stderr}")]
-    Command { args: String, stderr: String },
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("the vip ledger names an invalid address {address:?}")]
+    LedgerAddress { address: String },
     #[error("cannot write the vip ledger {path}")]
     LedgerWrite {
         path: PathBuf,
@@ -59,69 +58,59 @@ pub struct LedgerEntry {
     pub address: String,
 }
 
-/// Adds and removes VIPs.
-#[derive(Debug, Default, Clone)]
-pub struct VipDriver;
-
-impl VipDriver {
-    /// Puts `vip` on `interface` (prefix, brd, scope and label as configured).
-    pub async fn add(&self, interface: &str, vip: &VirtualAddress) -> Result<(), VipError> {
-        let mut args = vec![
-            "addr".to_owned(),
-            "replace".to_owned(),
-            vip.address.to_string(),
-            "dev".to_owned(),
-            interface.to_owned(),
-        ];
-        if let Some(brd) = vip.brd {
-            args.extend(["broadcast".to_owned(), brd.to_string()]);
-        }
-        if let Some(scope) = &vip.scope {
-            args.extend(["scope".to_owned(), scope.clone()]);
-        }
-        if let Some(label) = &vip.label {
-            args.extend(["label".to_owned(), label.clone()]);
-        }
-        ip(&args).await
-    }
-
-    /// Takes `address` (`ADDR/LEN`) off `interface`; absent is fine.
-    pub async fn remove(&self, interface: &str, address: &str) -> Result<(), VipError> {
-        let args = [
-            "addr".to_owned(),
-            "del".to_owned(),
-            address.to_owned(),
-            "dev".to_owned(),
-            interface.to_owned(),
-        ];
-        match ip(&args).await {
-            // iproute2 says so for an address that is not there, and for a
-            // device that no longer exists: either way it is gone.
-            Err(VipError::Command { stderr, .. })
-                if stderr.contains("Cannot assign requested address")
-                    || stderr.contains("Cannot find device") =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
-    }
+/// Adds and removes VIPs over rtnetlink, in the namespace it was opened in.
+#[derive(Debug)]
+pub struct VipDriver {
+    netlink: Netlink,
 }
 
-async fn ip(args: &[String]) -> Result<(), VipError> {
-    let output = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .map_err(VipError::Spawn)?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(VipError::Command {
-            args: args.join(" "),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+impl VipDriver {
+    /// Opens the netlink socket; needs a running tokio runtime.
+    pub fn open() -> Result<VipDriver, VipError> {
+        Ok(VipDriver {
+            netlink: Netlink::open()?,
         })
+    }
+
+    /// Puts `vip` on `interface` (prefix, brd, scope and label as configured).
+    pub async fn add(&self, interface: &str, vip: &VirtualAddress) -> Result<(), VipError> {
+        let mut request = Vip::with_prefix(vip.address.addr, vip.address.len);
+        if let Some(IpAddr::V4(brd)) = vip.brd {
+            request.broadcast = Some(brd);
+        }
+        if let Some(scope) = &vip.scope {
+            // The config parser accepts ip-address(8) names only; anything
+            // else would have been refused there.
+            request.scope = scope.parse().unwrap_or(Scope::Global);
+        }
+        request.label.clone_from(&vip.label);
+        self.netlink.add_address(interface, &request).await?;
+        Ok(())
+    }
+
+    /// Takes `address` (`ADDR/LEN`) off `interface`; absent is fine, and so
+    /// is an interface that no longer exists (the address went with it).
+    pub async fn remove(&self, interface: &str, address: &str) -> Result<(), VipError> {
+        let prefix: IpPrefix = address.parse().map_err(|_| VipError::LedgerAddress {
+            address: address.to_owned(),
+        })?;
+        let vip = Vip::with_prefix(prefix.addr, prefix.len);
+        match self.netlink.remove_address(interface, &vip).await {
+            Ok(_) | Err(NetlinkError::NoSuchInterface { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `address` is on `interface` now.
+    pub async fn present(&self, interface: &str, address: IpAddr) -> bool {
+        self.netlink
+            .has_address(interface, address)
+            .await
+            .unwrap_or(false)
+    }
+
+    pub fn netlink(&self) -> &Netlink {
+        &self.netlink
     }
 }
 
