@@ -54,7 +54,13 @@ struct InstanceConf {
     priority: u8,
     version: u8,
     advert: &'static str,
-    extra: &'static str,
+    /// Lines inside vrrp_instance.
+    extra: String,
+    /// Lines inside global_defs.
+    global: String,
+    /// Blocks before the instance (vrrp_script).
+    blocks: String,
+    vip: String,
 }
 
 impl InstanceConf {
@@ -63,21 +69,31 @@ impl InstanceConf {
             priority,
             version: 3,
             advert: "0.2",
-            extra: "",
+            extra: String::new(),
+            global: String::new(),
+            blocks: String::new(),
+            vip: format!("{}/24", vip()),
         }
+    }
+
+    fn extra(mut self, lines: &str) -> InstanceConf {
+        self.extra.push_str(lines);
+        self
     }
 
     fn render(&self, host: usize) -> String {
         format!(
-            "global_defs {{\n  router_id h{host}\n}}\n\
+            "global_defs {{\n  router_id h{host}\n{}}}\n{}\
              vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  \
              virtual_router_id {VRID}\n  priority {}\n  version {}\n  advert_int {}\n{}  \
-             virtual_ipaddress {{\n    {}/24\n  }}\n}}\n",
+             virtual_ipaddress {{\n    {}\n  }}\n}}\n",
+            self.global,
+            self.blocks,
             self.priority,
             self.version,
             self.advert,
             self.extra,
-            vip()
+            self.vip,
         )
     }
 }
@@ -188,10 +204,14 @@ impl<'a> Agent<'a> {
     }
 
     fn has_vip(&self) -> bool {
+        self.holds(vip())
+    }
+
+    fn holds(&self, address: IpAddr) -> bool {
         self.host
             .addresses("eth0")
             .iter()
-            .any(|(a, len)| *a == vip() && *len == 24)
+            .any(|(a, _)| *a == address)
     }
 
     /// The CLOCK_MONOTONIC stamp of the last transition to `to`.
@@ -344,8 +364,7 @@ fn failover_on_sigterm_and_link_down_then_preempt_back() {
 fn nopreempt_keeps_the_vip_on_the_current_master() {
     require_root();
     let segment = Segment::new(2);
-    let mut high_conf = InstanceConf::v3(150);
-    high_conf.extra = "  nopreempt\n";
+    let high_conf = InstanceConf::v3(150).extra("  nopreempt\n");
     let mut a = Agent::new(segment.host(0), 0, &high_conf);
     let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
     b.start();
@@ -426,11 +445,11 @@ fn malformed_packets_are_dropped_and_counted() {
     require_root();
     let segment = Segment::new(2);
     let conf = InstanceConf {
-        priority: 100,
         version: 2,
         advert: "1",
-        extra: "  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n",
-    };
+        ..InstanceConf::v3(100)
+    }
+    .extra("  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n");
     let mut a = Agent::new(segment.host(0), 0, &conf);
     a.start();
     a.wait_state("MASTER");
@@ -488,4 +507,314 @@ fn malformed_packets_are_dropped_and_counted() {
     assert_eq!(i.master, Some(src));
     assert_eq!(i.counters.adverts_received, 1);
     wait_until(DEADLINE, "the VIP released", || !a.has_vip());
+}
+
+// ===== tracking, notify, announcements =====
+
+/// Issue 4: a failing track_script with weight -30 moves the VIP to the
+/// backup; its recovery moves it back.
+#[test]
+fn failing_track_script_moves_the_vip_and_recovery_moves_it_back() {
+    require_root();
+    let segment = Segment::new(2);
+    let flag = std::env::temp_dir().join(format!("hxd{}-healthy", std::process::id()));
+    std::fs::write(&flag, "").expect("flag file");
+    let mut conf = InstanceConf::v3(150).extra("  track_script {\n    chk\n  }\n");
+    conf.blocks = format!(
+        "vrrp_script chk {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  \
+         weight -30\n  fall 1\n  rise 1\n}}\n",
+        flag.display()
+    );
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(130));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+
+    std::fs::remove_file(&flag).expect("fail the check");
+    b.wait_state("MASTER");
+    let i = a.wait_state("BACKUP");
+    assert_eq!((i.priority, i.effective_priority), (150, 120));
+    wait_until(DEADLINE, "the VIP on the backup", || {
+        b.has_vip() && !a.has_vip()
+    });
+
+    std::fs::write(&flag, "").expect("heal the check");
+    assert_master_and_backup(&a, &b);
+    assert_eq!(a.instance().effective_priority, 150);
+    let _ = std::fs::remove_file(&flag);
+}
+
+/// Issue 4: notify scripts run with the right arguments, in order:
+/// notify_backup, then notify_master with the generic notify after each,
+/// and on SIGTERM the stop notification.
+#[test]
+fn notify_scripts_run_in_order_with_arguments() {
+    require_root();
+    let segment = Segment::new(1);
+    let dir = std::env::temp_dir().join(format!("hxd{}-notify", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("notify dir");
+    let log = dir.join("log");
+    let script = dir.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let s = script.display();
+    let conf = InstanceConf::v3(100).extra(&format!(
+        "  notify_master \"{s} specific master\"\n  notify_backup \"{s} specific backup\"\n  \
+         notify_stop \"{s} specific stop\"\n  notify {s}\n"
+    ));
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    a.start();
+    a.wait_state("MASTER");
+    let expected_running = [
+        "specific backup",
+        "INSTANCE VI_1 BACKUP 100",
+        "specific master",
+        "INSTANCE VI_1 MASTER 100",
+    ];
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(DEADLINE, "four notify lines", || {
+        read().lines().count() >= 4
+    });
+    assert_eq!(read().lines().collect::<Vec<_>>(), expected_running);
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    let lines = read();
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(
+        lines[4..],
+        ["specific stop", "INSTANCE VI_1 STOP 100"],
+        "the stop scripts run before exit"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 4: a third namespace sees the gratuitous ARP: its neighbour entry
+/// for the VIP points at the new master's MAC after each takeover.
+#[test]
+fn gratuitous_arp_moves_the_neighbour_entry_on_each_takeover() {
+    require_root();
+    let segment = Segment::new(3);
+    let observer = segment.host(2);
+    // Linux creates an entry from a gratuitous ARP only with arp_accept.
+    observer.sysctl("net.ipv4.conf.all.arp_accept", "1");
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    let (mac_a, mac_b) = (segment.host(0).mac("eth0"), segment.host(1).mac("eth0"));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+    wait_until(DEADLINE, "the neighbour entry at the master", || {
+        observer.neighbour(vip()) == Some(mac_a)
+    });
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    wait_until(DEADLINE, "the neighbour entry at the new master", || {
+        observer.neighbour(vip()) == Some(mac_b)
+    });
+    a.start();
+    assert_master_and_backup(&a, &b);
+    wait_until(
+        DEADLINE,
+        "the neighbour entry back at the first master",
+        || observer.neighbour(vip()) == Some(mac_a),
+    );
+}
+
+// ===== protocol variants =====
+
+/// Issue 4: IPv6 VIPs with VRRPv3 (link-local sources, ff02::12).
+#[test]
+fn ipv6_vips_with_vrrpv3_fail_over() {
+    require_root();
+    let segment = Segment::new(2);
+    let vip6 = IpAddr::V6(Segment::ipv6(100));
+    let conf = |priority| InstanceConf {
+        vip: format!("{vip6}/64"),
+        ..InstanceConf::v3(priority)
+    };
+    let mut a = Agent::new(segment.host(0), 0, &conf(150));
+    let mut b = Agent::new(segment.host(1), 1, &conf(100));
+    a.start();
+    b.start();
+    a.wait_state("MASTER");
+    let master = wait_for(DEADLINE, "the backup to hear the master", || {
+        let i = b.instance();
+        (i.state == "BACKUP").then_some(i.master).flatten()
+    });
+    assert!(
+        matches!(master, IpAddr::V6(m) if m.is_unicast_link_local()),
+        "the backup sees the master's link-local address: {master:?}"
+    );
+    assert_eq!(Some(master), Some(a.instance().address));
+    wait_until(DEADLINE, "the IPv6 VIP on the master", || a.holds(vip6));
+    assert!(!b.holds(vip6));
+    assert_eq!(a.instance().family, "ipv6");
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    b.wait_state("MASTER");
+    wait_until(DEADLINE, "the IPv6 VIP on the new master", || b.holds(vip6));
+    assert!(!a.holds(vip6));
+}
+
+/// Issue 4: unicast peers (unicast_src_ip, unicast_peer) instead of
+/// multicast.
+#[test]
+fn unicast_peers_elect_and_fail_over() {
+    require_root();
+    let segment = Segment::new(2);
+    let (ip_a, ip_b) = (segment.host(0).ipv4(), segment.host(1).ipv4());
+    let unicast = |priority, own: Ipv4Addr, peer: Ipv4Addr| {
+        InstanceConf::v3(priority).extra(&format!(
+            "  unicast_src_ip {own}\n  unicast_peer {{\n    {peer}\n  }}\n"
+        ))
+    };
+    let mut a = Agent::new(segment.host(0), 0, &unicast(150, ip_a, ip_b));
+    let mut b = Agent::new(segment.host(1), 1, &unicast(100, ip_b, ip_a));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    b.wait_state("MASTER");
+    wait_until(DEADLINE, "the VIP on the new master", || b.has_vip());
+}
+
+/// Issue 4: two pairs on one bridge with the same VRID and different
+/// multicast groups do not disturb each other: each has its own master.
+#[test]
+fn two_pairs_with_one_vrid_and_different_groups_stay_apart() {
+    require_root();
+    let segment = Segment::new(4);
+    let pair = |priority, group: &str, vip_n: u8| InstanceConf {
+        global: format!("  vrrp_mcast_group4 {group}\n"),
+        vip: format!("{}/24", Segment::ipv4(vip_n)),
+        ..InstanceConf::v3(priority)
+    };
+    let mut a1 = Agent::new(segment.host(0), 0, &pair(150, "224.0.0.18", 100));
+    let mut a2 = Agent::new(segment.host(1), 1, &pair(100, "224.0.0.18", 100));
+    let mut b1 = Agent::new(segment.host(2), 2, &pair(120, "224.0.0.19", 101));
+    let mut b2 = Agent::new(segment.host(3), 3, &pair(110, "224.0.0.19", 101));
+    for agent in [&mut a1, &mut a2, &mut b1, &mut b2] {
+        agent.start();
+    }
+    a1.wait_state("MASTER");
+    b1.wait_state("MASTER");
+    a2.wait_state("BACKUP");
+    b2.wait_state("BACKUP");
+    let mdi = master_down_interval(Version::V3, 110, ADVERT);
+    holds_for(mdi * 3, "one master per pair", || {
+        let states: Vec<String> = [&a1, &a2, &b1, &b2]
+            .iter()
+            .map(|a| a.instance().state)
+            .collect();
+        states == ["MASTER", "BACKUP", "MASTER", "BACKUP"]
+    });
+    assert_eq!(
+        a2.instance().master,
+        Some(IpAddr::V4(segment.host(0).ipv4()))
+    );
+    assert_eq!(
+        b2.instance().master,
+        Some(IpAddr::V4(segment.host(2).ipv4()))
+    );
+    assert!(a1.holds(IpAddr::V4(Segment::ipv4(100))) && b1.holds(IpAddr::V4(Segment::ipv4(101))));
+}
+
+/// Issue 4: preempt_delay holds a returning higher-priority node back for
+/// the delay before it preempts.
+#[test]
+fn preempt_delay_is_honoured() {
+    require_root();
+    let segment = Segment::new(2);
+    let delay = Duration::from_secs(2);
+    let mut a = Agent::new(
+        segment.host(0),
+        0,
+        &InstanceConf::v3(150).extra("  preempt_delay 2\n"),
+    );
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    b.start();
+    b.wait_state("MASTER");
+    let t0 = monotonic_ns();
+    a.start();
+    a.wait_state("BACKUP");
+    wait_until(DEADLINE, "the preempting master", || {
+        a.instance().state == "MASTER"
+    });
+    let took = Duration::from_nanos(a.last_transition_to("MASTER").saturating_sub(t0));
+    let mdi = master_down_interval(Version::V3, 150, ADVERT);
+    assert!(
+        took >= delay && took <= delay + mdi + MARGIN,
+        "preempted after {took:?}, preempt_delay is {delay:?}"
+    );
+    assert_master_and_backup(&a, &b);
+}
+
+// ===== operations =====
+
+/// SIGHUP: an unchanged config changes nothing; a changed one (a higher
+/// priority) restarts the instance, which then takes over.
+#[test]
+fn sighup_reloads_a_changed_config() {
+    require_root();
+    let segment = Segment::new(2);
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+    let before = b.instance().transitions;
+
+    nix::sys::signal::kill(b.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    let log = || b.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    wait_until(DEADLINE, "the reload to be logged", || {
+        log().contains("config unchanged")
+    });
+    assert_eq!(
+        b.instance().transitions,
+        before,
+        "no flap on an unchanged config"
+    );
+
+    std::fs::write(
+        b.dir.join("keepalived.conf"),
+        InstanceConf::v3(200).render(1),
+    )
+    .expect("new config");
+    nix::sys::signal::kill(b.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    assert_master_and_backup(&b, &a);
+    assert_eq!(b.instance().priority, 200);
+}
+
+/// The status socket is root-only and the table names every instance.
+#[test]
+fn status_socket_is_private_and_prints_a_table() {
+    require_root();
+    let segment = Segment::new(1);
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(100));
+    a.start();
+    a.wait_state("MASTER");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(a.socket())
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let output = Command::new(AGENT)
+        .args(["status", "--socket", path_str(&a.socket())])
+        .output()
+        .expect("status");
+    let table = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("INSTANCE  VRID  IFACE  VER  STATE"),
+        "{table}"
+    );
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(row[..5], ["VI_1", "51", "eth0", "v3", "MASTER"], "{table}");
+    assert!(row[8].ends_with('*'), "the VIP is marked present: {table}");
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    assert!(!a.socket().exists(), "the socket is removed at exit");
 }
