@@ -818,3 +818,175 @@ fn status_socket_is_private_and_prints_a_table() {
     assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
     assert!(!a.socket().exists(), "the socket is removed at exit");
 }
+
+// ===== keepalived interop =====
+
+/// keepalived 2.2.7 (Debian) as the peer, in its own namespace, VRRP only,
+/// in the foreground, with its pid files in a scratch directory.
+struct Keepalived<'a> {
+    host: &'a Host,
+    dir: PathBuf,
+    process: Option<Spawned>,
+}
+
+impl<'a> Keepalived<'a> {
+    fn new(host: &'a Host, index: usize, conf: &InstanceConf) -> Keepalived<'a> {
+        let dir = std::env::temp_dir().join(format!(
+            "hxk{}x{}",
+            std::process::id(),
+            DIRS.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        std::fs::write(dir.join("keepalived.conf"), conf.render(index)).expect("config");
+        Keepalived {
+            host,
+            dir,
+            process: None,
+        }
+    }
+
+    fn start(&mut self) {
+        let file = |name: &str| self.dir.join(name).to_string_lossy().into_owned();
+        let (conf, pid, vrrp_pid) = (file("keepalived.conf"), file("k.pid"), file("v.pid"));
+        self.process = Some(self.host.spawn(&[
+            "keepalived",
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+            "-f",
+            &conf,
+            "-p",
+            &pid,
+            "-r",
+            &vrrp_pid,
+        ]));
+    }
+
+    /// SIGTERM (keepalived releases with a priority 0 advert) and wait.
+    #[track_caller]
+    fn stop(&mut self) {
+        let mut process = self.process.take().expect("keepalived runs");
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(process.pid()).unwrap_or(0));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        wait_for(DEADLINE, "keepalived to exit", || {
+            process.child().try_wait().ok().flatten()
+        });
+    }
+
+    fn has_vip(&self) -> bool {
+        self.host.addresses("eth0").iter().any(|(a, _)| *a == vip())
+    }
+
+    /// What keepalived logged on the console so far.
+    fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.stdout() + &p.stderr())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Keepalived<'_> {
+    fn drop(&mut self) {
+        // The segment kills keepalived's VRRP child with the namespace.
+        self.process = None;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Exactly one of the two holds the VIP for `span`.
+#[track_caller]
+fn one_master(agent: &Agent, keepalived: &Keepalived, span: Duration) {
+    holds_for(span, "exactly one VIP holder", || {
+        agent.has_vip() != keepalived.has_vip()
+    });
+}
+
+/// Issue 4: VRRPv3, our agent MASTER and keepalived BACKUP; keepalived
+/// takes over on SIGTERM and the agent preempts back.
+#[test]
+fn keepalived_interop_v3_agent_master() {
+    require_root();
+    let segment = Segment::new(2);
+    let mut agent = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut keepalived = Keepalived::new(segment.host(1), 1, &InstanceConf::v3(100));
+    agent.start();
+    agent.wait_state("MASTER");
+    keepalived.start();
+    wait_until(DEADLINE, "keepalived to enter BACKUP", || {
+        keepalived.log().contains("Entering BACKUP STATE")
+    });
+    wait_until(DEADLINE, "the VIP on the agent alone", || {
+        agent.has_vip() && !keepalived.has_vip()
+    });
+    let mdi = master_down_interval(Version::V3, 100, ADVERT);
+    one_master(&agent, &keepalived, mdi * 2);
+    assert_eq!(agent.instance().state, "MASTER");
+
+    assert!(agent.stop(nix::sys::signal::Signal::SIGTERM).success());
+    wait_until(DEADLINE, "keepalived to take over", || keepalived.has_vip());
+    agent.start();
+    agent.wait_state("MASTER");
+    wait_until(DEADLINE, "the VIP back on the agent", || {
+        agent.has_vip() && !keepalived.has_vip()
+    });
+    one_master(&agent, &keepalived, mdi * 2);
+    let i = agent.instance();
+    assert_eq!(
+        i.counters.drops,
+        Default::default(),
+        "keepalived's adverts all pass"
+    );
+    keepalived.stop();
+}
+
+/// Issue 4: VRRPv2 with PASS authentication, keepalived MASTER and our agent
+/// BACKUP; the agent takes over on keepalived's SIGTERM and keepalived
+/// preempts back when it returns.
+#[test]
+fn keepalived_interop_v2_pass_keepalived_master() {
+    require_root();
+    let segment = Segment::new(2);
+    let v2 = |priority| {
+        InstanceConf {
+            version: 2,
+            advert: "1",
+            ..InstanceConf::v3(priority)
+        }
+        .extra("  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n")
+    };
+    let mut keepalived = Keepalived::new(segment.host(0), 0, &v2(150));
+    let mut agent = Agent::new(segment.host(1), 1, &v2(100));
+    keepalived.start();
+    wait_until(DEADLINE, "keepalived to become master", || {
+        keepalived.has_vip()
+    });
+    agent.start();
+    let seen = wait_for(DEADLINE, "the agent to hear keepalived", || {
+        let i = agent.instance();
+        (i.state == "BACKUP").then_some(i.master).flatten()
+    });
+    assert_eq!(seen, IpAddr::V4(segment.host(0).ipv4()));
+    let mdi = master_down_interval(Version::V2, 100, Duration::from_secs(1));
+    one_master(&agent, &keepalived, mdi);
+
+    let t0 = monotonic_ns();
+    keepalived.stop();
+    agent.wait_state("MASTER");
+    let took = Duration::from_nanos(agent.last_transition_to("MASTER").saturating_sub(t0));
+    let skew = skew_time(Version::V2, 100, Duration::from_secs(1));
+    assert!(
+        took <= skew + MARGIN,
+        "takeover from keepalived took {took:?}, Skew_Time is {skew:?}"
+    );
+    wait_until(DEADLINE, "the VIP on the agent", || agent.has_vip());
+
+    keepalived.start();
+    wait_until(DEADLINE, "keepalived to preempt back", || {
+        keepalived.has_vip() && !agent.has_vip()
+    });
+    agent.wait_state("BACKUP");
+    one_master(&agent, &keepalived, mdi);
+    assert_eq!(agent.instance().counters.drops, Default::default());
+}
