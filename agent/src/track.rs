@@ -32,11 +32,16 @@ pub struct TrackUpdate {
 }
 
 /// Rise/fall counting of one script (pure, unit-tested).
+///
+/// The status starts unknown: the first `rise` successes or `fall`
+/// failures in a row settle it and are reported, so a runner started at a
+/// reload tells the (kept) instance where the script stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RiseFall {
     rise: u32,
     fall: u32,
-    up: bool,
+    up: Option<bool>,
+    last: Option<bool>,
     streak: u32,
 }
 
@@ -45,27 +50,35 @@ impl RiseFall {
         RiseFall {
             rise: rise.max(1),
             fall: fall.max(1),
-            up: true,
+            up: None,
+            last: None,
             streak: 0,
         }
     }
 
+    /// Up until known otherwise, like the state machine's tracks.
     pub fn is_up(&self) -> bool {
-        self.up
+        self.up.unwrap_or(true)
     }
 
-    /// Records one result; returns the new status when it changed.
+    /// Records one result; returns the status when it changed or was first
+    /// settled.
     pub fn record(&mut self, success: bool) -> Option<bool> {
-        if success == self.up {
+        if self.up == Some(success) {
             self.streak = 0;
+            self.last = Some(success);
             return None;
         }
-        self.streak += 1;
-        let needed = if self.up { self.fall } else { self.rise };
-        if self.streak >= needed {
-            self.up = success;
+        if self.last != Some(success) {
             self.streak = 0;
-            Some(self.up)
+        }
+        self.last = Some(success);
+        self.streak += 1;
+        let needed = if success { self.rise } else { self.fall };
+        if self.streak >= needed {
+            self.up = Some(success);
+            self.streak = 0;
+            Some(success)
         } else {
             None
         }
@@ -181,6 +194,9 @@ mod tests {
     #[test]
     fn rise_fall_needs_streaks() {
         let mut rf = RiseFall::new(2, 3);
+        assert!(rf.is_up(), "unknown counts as up");
+        assert_eq!(rf.record(true), None);
+        assert_eq!(rf.record(true), Some(true), "rise successes settle it");
         assert_eq!(rf.record(false), None);
         assert_eq!(rf.record(false), None);
         assert_eq!(rf.record(true), None, "a success breaks the fall streak");
@@ -189,7 +205,16 @@ mod tests {
         assert_eq!(rf.record(false), Some(false));
         assert!(!rf.is_up());
         assert_eq!(rf.record(true), None);
+        assert_eq!(rf.record(false), None, "a failure breaks the rise streak");
+        assert_eq!(rf.record(true), None);
         assert_eq!(rf.record(true), Some(true));
+    }
+
+    #[test]
+    fn first_failures_settle_down() {
+        let mut rf = RiseFall::new(1, 2);
+        assert_eq!(rf.record(false), None);
+        assert_eq!(rf.record(false), Some(false));
     }
 
     #[test]

@@ -766,6 +766,7 @@ fn sighup_reloads_a_changed_config() {
     b.start();
     assert_master_and_backup(&a, &b);
     let before = b.instance().transitions;
+    let before_received = b.instance().counters.adverts_received;
 
     nix::sys::signal::kill(b.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
     let log = || b.process.as_ref().map(Spawned::stderr).unwrap_or_default();
@@ -778,6 +779,31 @@ fn sighup_reloads_a_changed_config() {
         "no flap on an unchanged config"
     );
 
+    // A second instance joins: the first runs on untouched.
+    let second = format!(
+        "vrrp_instance VI_2 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 52\n  \
+         priority 100\n  version 3\n  advert_int 0.2\n  virtual_ipaddress {{\n    {}/24\n  }}\n}}\n",
+        Segment::ipv4(102)
+    );
+    let two = InstanceConf::v3(100).render(1) + &second;
+    std::fs::write(b.dir.join("keepalived.conf"), &two).expect("new config");
+    nix::sys::signal::kill(b.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    let status = wait_for(DEADLINE, "VI_2 to become master", || {
+        let status = b.status()?;
+        let vi2 = status.instances.iter().find(|i| i.name == "VI_2")?;
+        (vi2.state == "MASTER").then_some(status.clone())
+    });
+    let vi1 = &status.instances[0];
+    assert_eq!(vi1.name, "VI_1");
+    assert_eq!(vi1.transitions, before, "VI_1 kept its state");
+    assert_eq!(vi1.state, "BACKUP");
+    assert!(vi1.counters.adverts_received >= before_received);
+    assert!(
+        log().contains("1 instance(s) kept, 0 stopped, 1 started"),
+        "{}",
+        log()
+    );
+
     std::fs::write(
         b.dir.join("keepalived.conf"),
         InstanceConf::v3(200).render(1),
@@ -786,6 +812,10 @@ fn sighup_reloads_a_changed_config() {
     nix::sys::signal::kill(b.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
     assert_master_and_backup(&b, &a);
     assert_eq!(b.instance().priority, 200);
+    assert!(
+        !b.holds(IpAddr::V4(Segment::ipv4(102))),
+        "the removed VI_2 released its VIP"
+    );
 }
 
 /// The status socket is root-only and the table names every instance.

@@ -62,6 +62,39 @@ pub struct Daemon {
     garp_delayed_sent: Vec<bool>,
 }
 
+/// An instance kept running across a reload, with everything the daemon
+/// knows about it.
+#[derive(Debug, Clone)]
+pub struct Carried {
+    instance: Instance,
+    timers: Vec<(Timer, Instant)>,
+    counters: Counters,
+    history: VecDeque<TransitionRecord>,
+    master_seen: Option<IpAddr>,
+    last_advert: Option<String>,
+    garp_due: Option<Instant>,
+    garp_delayed_sent: bool,
+}
+
+/// The clock and history a new [`Daemon`] continues from.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    pub base: Instant,
+    pub started: String,
+    /// Per instance of the new plan: what it keeps from the old daemon.
+    pub carried: Vec<Option<Carried>>,
+}
+
+impl Origins {
+    pub fn fresh() -> Origins {
+        Origins {
+            base: Instant::now(),
+            started: rfc3339(SystemTime::now()),
+            carried: Vec::new(),
+        }
+    }
+}
+
 impl Daemon {
     pub fn new(
         config_path: PathBuf,
@@ -70,10 +103,17 @@ impl Daemon {
         ledger: VipLedger,
         vips: VipDriver,
         notify: NotifySender,
+        origins: Origins,
     ) -> Result<Daemon, DaemonError> {
+        let n = plan.wire.len();
+        let mut carried = origins.carried;
+        carried.resize(n, None);
         let mut instances = Vec::new();
-        for p in &plan.params {
-            instances.push(Instance::new(p.clone()).map_err(DaemonError::Params)?);
+        for (p, c) in plan.params.iter().zip(&carried) {
+            instances.push(match c {
+                Some(c) => c.instance.clone(),
+                None => Instance::new(p.clone()).map_err(DaemonError::Params)?,
+            });
         }
         let router =
             Router::new(instances, plan.sync_groups.clone()).map_err(DaemonError::Router)?;
@@ -87,11 +127,10 @@ impl Daemon {
                     .unwrap_or(0)
             })
             .collect();
-        let n = plan.wire.len();
-        Ok(Daemon {
+        let mut daemon = Daemon {
             config_path,
-            started: rfc3339(SystemTime::now()),
-            base: Instant::now(),
+            started: origins.started,
+            base: origins.base,
             router,
             socket_drops: vec![BTreeMap::new(); sockets.len()],
             sockets,
@@ -109,7 +148,50 @@ impl Daemon {
             announcers: HashMap::new(),
             garp_due: HashMap::new(),
             garp_delayed_sent: vec![false; n],
-        })
+        };
+        for (id, c) in carried.into_iter().enumerate() {
+            let Some(c) = c else { continue };
+            for (timer, at) in c.timers {
+                daemon.timers.insert((id, timer), at);
+            }
+            daemon.counters[id] = c.counters;
+            daemon.history[id] = c.history;
+            daemon.master_seen[id] = c.master_seen;
+            daemon.last_advert[id] = c.last_advert;
+            if let Some(at) = c.garp_due {
+                daemon.garp_due.insert(id, at);
+            }
+            daemon.garp_delayed_sent[id] = c.garp_delayed_sent;
+        }
+        Ok(daemon)
+    }
+
+    /// What a reload keeps of instance `id`.
+    pub fn carry(&self, id: InstanceId) -> Carried {
+        Carried {
+            instance: self.router.instances()[id].clone(),
+            timers: self
+                .timers
+                .iter()
+                .filter(|((i, _), _)| *i == id)
+                .map(|((_, t), at)| (*t, *at))
+                .collect(),
+            counters: self.counters[id].clone(),
+            history: self.history[id].clone(),
+            master_seen: self.master_seen[id],
+            last_advert: self.last_advert[id].clone(),
+            garp_due: self.garp_due.get(&id).copied(),
+            garp_delayed_sent: self.garp_delayed_sent[id],
+        }
+    }
+
+    /// The clock and start time a successor continues from.
+    pub fn origins(&self) -> Origins {
+        Origins {
+            base: self.base,
+            started: self.started.clone(),
+            carried: Vec::new(),
+        }
     }
 
     pub fn sockets(&self) -> &[Arc<VrrpSocket>] {
@@ -128,6 +210,36 @@ impl Daemon {
 
     /// Removes what a killed predecessor left, then starts every instance.
     pub async fn start(&mut self, link_states: &[(String, bool)]) {
+        self.clean_leftovers().await;
+        for (name, up) in link_states {
+            self.track(name, *up).await;
+        }
+        self.startup((0..self.plan.wire.len()).collect()).await;
+    }
+
+    /// After a reload: the kept instances run on, the others start. The
+    /// ledger is current (the old daemon kept it), so nothing is cleaned.
+    pub async fn resume(&mut self, link_states: &[(String, bool)], fresh: Vec<InstanceId>) {
+        for (name, up) in link_states {
+            self.track(name, *up).await;
+        }
+        self.startup(fresh).await;
+    }
+
+    /// Starts `ids` again (a reload that could not complete).
+    pub async fn restart(&mut self, ids: &[InstanceId]) {
+        self.startup(ids.to_vec()).await;
+    }
+
+    async fn startup(&mut self, ids: Vec<InstanceId>) {
+        for id in ids {
+            let now = self.now();
+            let actions = self.router.handle(id, now, Event::Startup);
+            self.apply(actions).await;
+        }
+    }
+
+    async fn clean_leftovers(&mut self) {
         match self.ledger.clean(&self.vips).await {
             Ok(removed) => {
                 for e in removed {
@@ -138,14 +250,6 @@ impl Daemon {
                 }
             }
             Err(e) => log(&format!("cannot remove leftover addresses: {}", chain(&e))),
-        }
-        for (name, up) in link_states {
-            self.track(name, *up).await;
-        }
-        for id in 0..self.plan.wire.len() {
-            let now = self.now();
-            let actions = self.router.handle(id, now, Event::Startup);
-            self.apply(actions).await;
         }
     }
 
@@ -266,12 +370,20 @@ impl Daemon {
     /// Stops every instance (RFC 5798 6.4.2/6.4.3 Shutdown: a master sends
     /// priority 0 and releases its addresses).
     pub async fn shutdown(&mut self) {
-        for id in 0..self.plan.wire.len() {
+        self.shutdown_some(&(0..self.plan.wire.len()).collect::<Vec<_>>())
+            .await;
+        self.timers.clear();
+    }
+
+    /// Stops the instances `ids` only (a reload that changed them).
+    pub async fn shutdown_some(&mut self, ids: &[InstanceId]) {
+        for &id in ids {
             let now = self.now();
             let actions = self.router.handle(id, now, Event::Shutdown);
             self.apply(actions).await;
+            self.timers.retain(|(i, _), _| *i != id);
+            self.garp_due.remove(&id);
         }
-        self.timers.clear();
     }
 
     // ===== actions =====

@@ -43,7 +43,7 @@ use crate::notify::{self, NotifySender, RunAs};
 use crate::status;
 use crate::track::{self, TrackUpdate};
 
-use super::events::{Daemon, chain};
+use super::events::{Daemon, Origins, chain};
 use super::vips::{VipDriver, VipLedger};
 use super::{DaemonError, Options, log};
 
@@ -120,6 +120,7 @@ async fn build(
     options: &Options,
     config: &Config,
     plan: Plan,
+    origins: Origins,
     notify: NotifySender,
     inputs: &mpsc::Sender<(u64, Input)>,
 ) -> Result<World, DaemonError> {
@@ -142,7 +143,15 @@ async fn build(
     }
     let ledger = VipLedger::open(&options.state_dir)?;
     let vips = VipDriver::open()?;
-    let daemon = Daemon::new(options.config.clone(), plan, sockets, ledger, vips, notify)?;
+    let daemon = Daemon::new(
+        options.config.clone(),
+        plan,
+        sockets,
+        ledger,
+        vips,
+        notify,
+        origins,
+    )?;
 
     let mut tasks = Vec::new();
     let stop = Arc::new(AtomicBool::new(false));
@@ -276,7 +285,16 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     let (status_tx, mut status_rx) = mpsc::channel(16);
     let server = tokio::spawn(status::serve(listener, status_tx));
 
-    let mut world = build(0, options, &config, plan, notify_tx.clone(), &input_tx).await?;
+    let mut world = build(
+        0,
+        options,
+        &config,
+        plan,
+        Origins::fresh(),
+        notify_tx.clone(),
+        &input_tx,
+    )
+    .await?;
     log(&format!(
         "running {} instance(s) from {}",
         world.daemon.plan().wire.len(),
@@ -304,13 +322,8 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
             _ = term.recv() => { log("SIGTERM: releasing"); break; }
             _ = int.recv() => { log("SIGINT: releasing"); break; }
             _ = hup.recv() => {
-                if let Some(next) = reload(&world, &config, options, &notify_tx, &input_tx).await {
-                    let (new_config, new_world) = next;
-                    world.daemon.shutdown().await;
-                    world = new_world;
+                if let Some(new_config) = reload(&mut world, &config, options, &notify_tx, &input_tx).await {
                     config = new_config;
-                    let states = world.link_states.clone();
-                    world.daemon.start(&states).await;
                 }
             }
         }
@@ -338,23 +351,25 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// SIGHUP: re-read the config. An unchanged plan keeps running untouched;
-/// a changed one is returned to replace the running world (every instance
-/// restarts). A broken config keeps the old one running.
+/// SIGHUP: re-read the config. Instances whose settings did not change run
+/// on untouched (state, timers, counters, history); changed and removed ones
+/// are stopped (releasing their VIPs), new and changed ones start. A change
+/// of sync groups restarts everything. A broken config keeps the old one
+/// running. Returns the config now running when it changed.
 async fn reload(
-    world: &World,
+    world: &mut World,
     old: &Config,
     options: &Options,
     notify: &NotifySender,
     inputs: &mpsc::Sender<(u64, Input)>,
-) -> Option<(Config, World)> {
+) -> Option<Config> {
+    let keep_old = |e: &dyn std::error::Error| {
+        log(&format!("SIGHUP: keeping the running config: {}", chain(e)));
+    };
     let loaded = match config::load(&options.config) {
         Ok(l) => l,
         Err(e) => {
-            log(&format!(
-                "SIGHUP: keeping the running config: {}",
-                chain(&e)
-            ));
+            keep_old(&e);
             if let config::ConfigError::Invalid { diagnostics, .. } = &e {
                 for d in diagnostics {
                     log(&d.to_string());
@@ -366,35 +381,99 @@ async fn reload(
     let plan = match plan_for(&loaded.config) {
         Ok(p) => p,
         Err(e) => {
-            log(&format!(
-                "SIGHUP: keeping the running config: {}",
-                chain(&e)
-            ));
+            keep_old(&e);
             return None;
         }
     };
-    if &plan == world.daemon.plan() && loaded.config.vrrp_scripts == old.vrrp_scripts {
+    let old_plan = world.daemon.plan().clone();
+    let kept = kept_instances(&old_plan, old, &plan, &loaded.config);
+    if plan == old_plan && kept.iter().all(Option::is_some) {
         log("SIGHUP: config unchanged");
         return None;
     }
-    log("SIGHUP: config changed, restarting instances");
-    match build(
+    let stopped: Vec<usize> = (0..old_plan.wire.len())
+        .filter(|o| !kept.contains(&Some(*o)))
+        .collect();
+    let fresh: Vec<usize> = (0..plan.wire.len())
+        .filter(|&n| kept[n].is_none())
+        .collect();
+    log(&format!(
+        "SIGHUP: config changed: {} instance(s) kept, {} stopped, {} started",
+        kept.iter().flatten().count(),
+        stopped.len(),
+        fresh.len()
+    ));
+    let mut origins = world.daemon.origins();
+    origins.carried = kept
+        .iter()
+        .map(|k| k.map(|o| world.daemon.carry(o)))
+        .collect();
+    // Stop first: the new daemon's ledger must see the released VIPs gone.
+    world.daemon.shutdown_some(&stopped).await;
+    let built = build(
         world.generation + 1,
         options,
         &loaded.config,
         plan,
+        origins,
         notify.clone(),
         inputs,
     )
-    .await
-    {
-        Ok(new_world) => Some((loaded.config, new_world)),
+    .await;
+    match built {
+        Ok(mut new_world) => {
+            let states = new_world.link_states.clone();
+            new_world.daemon.resume(&states, fresh).await;
+            *world = new_world;
+            Some(loaded.config)
+        }
         Err(e) => {
-            log(&format!(
-                "SIGHUP: keeping the running config: {}",
-                chain(&e)
-            ));
+            keep_old(&e);
+            world.daemon.restart(&stopped).await;
             None
         }
     }
+}
+
+/// For each instance of the new plan, the index of the identical running
+/// one, if any. Identical means the same name, settings and tracked scripts;
+/// any sync group change keeps nothing.
+fn kept_instances(
+    old_plan: &Plan,
+    old_config: &Config,
+    plan: &Plan,
+    config: &Config,
+) -> Vec<Option<usize>> {
+    if old_plan.sync_groups != plan.sync_groups || old_plan.group_notify != plan.group_notify {
+        return vec![None; plan.wire.len()];
+    }
+    let same_script = |name: &str| {
+        let find = |c: &Config| {
+            c.vrrp_scripts.iter().find(|s| s.name == name).map(|s| {
+                (
+                    s.script.clone(),
+                    s.interval,
+                    s.timeout,
+                    s.weight,
+                    s.weight_reverse,
+                    s.rise,
+                    s.fall,
+                    s.user.clone(),
+                )
+            })
+        };
+        find(old_config) == find(config)
+    };
+    (0..plan.wire.len())
+        .map(|n| {
+            let o = old_plan
+                .wire
+                .iter()
+                .position(|w| w.name == plan.wire[n].name)?;
+            let same = old_plan.wire[o] == plan.wire[n]
+                && old_plan.params[o] == plan.params[n]
+                && plan.params[n].tracks.iter().all(|t| same_script(&t.name));
+            same.then_some(o)
+        })
+        .collect()
 }
