@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use super::{LabError, LabHost};
 use crate::inventory::Inventory;
 use crate::inventory::yaml::Value;
+use crate::plan::parse_cidr;
 
 /// The prefix length of a host that gives only `ansible_host`.
 pub const DEFAULT_PREFIX_LEN: u8 = 24;
@@ -65,12 +66,6 @@ pub fn lab_hosts(inv: &Inventory) -> Result<Vec<LabHost>, LabError> {
             Ok(lab_host)
         })
         .collect()
-}
-
-fn parse_cidr(text: &str) -> Option<(Ipv4Addr, u8)> {
-    let (addr, len) = text.split_once('/')?;
-    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
-    Some((addr.parse().ok()?, len))
 }
 
 #[cfg(test)]
