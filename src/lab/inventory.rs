@@ -26,11 +26,13 @@ pub fn lab_hosts(inv: &Inventory) -> Result<Vec<LabHost>, LabError> {
                 reason,
             };
             let (address, prefix_len) = match (text("hactl_address"), text("ansible_host")) {
-                (Some(cidr), _) => parse_cidr(cidr).ok_or_else(|| {
-                    invalid(format!(
-                        "hactl_address `{cidr}` is not an IPv4 address/prefix"
-                    ))
-                })?,
+                (Some(cidr), _) => parse_cidr(cidr)
+                    .map(|c| (c.address, c.prefix_len))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "hactl_address `{cidr}` is not an IPv4 address/prefix"
+                        ))
+                    })?,
                 (None, Some(addr)) => match addr.parse::<Ipv4Addr>() {
                     Ok(a) => (a, DEFAULT_PREFIX_LEN),
                     Err(_) => {
