@@ -44,6 +44,34 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout
     Man,
+    /// A local replica of the inventory's hosts in network namespaces
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Build the lab (running it again changes nothing)
+    Up(LabArgs),
+    /// Remove the lab: processes, namespaces, links, state
+    Down(LabArgs),
+    /// Each host: namespace, sshd, answers SSH
+    Status(LabArgs),
+    /// Run a command inside a lab host's namespaces
+    Exec {
+        /// The inventory host
+        host: String,
+        /// The command and its arguments (after `--`)
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// Inventory file (same as --inventory)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use crate::arguments::{Arguments, Command as RawCommand};
+use crate::arguments::{Arguments, Command as RawCommand, LabCommand};
 use crate::error::Error;
 
 /// What to run.
@@ -25,6 +25,13 @@ pub enum Command {
     },
     Completions(clap_complete::Shell),
     Man,
+    LabUp,
+    LabDown,
+    LabStatus,
+    LabExec {
+        host: String,
+        command: Vec<OsString>,
+    },
 }
 
 /// Everything a command needs, validated.
@@ -38,6 +45,8 @@ pub struct Config {
     pub json: bool,
     pub color: bool,
     pub templates: Option<PathBuf>,
+    /// Where labs keep their state (`$HACTL_LAB_DIR`, else /var/lib/hactl/lab).
+    pub lab_root: PathBuf,
 }
 
 /// The process environment a config depends on, passed in so tests can
@@ -46,6 +55,7 @@ pub struct Environment {
     pub hactl_inventory: Option<OsString>,
     pub no_color: bool,
     pub cwd: PathBuf,
+    pub lab_dir: Option<PathBuf>,
 }
 
 impl Environment {
@@ -54,6 +64,9 @@ impl Environment {
             hactl_inventory: std::env::var_os("HACTL_INVENTORY").filter(|v| !v.is_empty()),
             no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            lab_dir: std::env::var_os("HACTL_LAB_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
     }
 }
@@ -83,6 +96,12 @@ impl Config {
             ),
             RawCommand::Completions { shell } => (Command::Completions(shell), None),
             RawCommand::Man => (Command::Man, None),
+            RawCommand::Lab(LabCommand::Up(l)) => (Command::LabUp, l.file),
+            RawCommand::Lab(LabCommand::Down(l)) => (Command::LabDown, l.file),
+            RawCommand::Lab(LabCommand::Status(l)) => (Command::LabStatus, l.file),
+            RawCommand::Lab(LabCommand::Exec { host, command }) => {
+                (Command::LabExec { host, command }, None)
+            }
         };
         let needs_inventory = !matches!(command, Command::Completions(_) | Command::Man);
         let inventory = if needs_inventory {
@@ -98,6 +117,10 @@ impl Config {
             json: args.json,
             color: !(args.no_color || env.no_color),
             templates: args.templates,
+            lab_root: env
+                .lab_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::lab::SYSTEM_LAB_ROOT)),
         })
     }
 }
@@ -204,6 +227,7 @@ mod tests {
             hactl_inventory: None,
             no_color: true,
             cwd: PathBuf::from("/nonexistent"),
+            lab_dir: None,
         };
         let cases: &[(&[&str], Command, Option<&str>)] = &[
             (
@@ -271,6 +295,7 @@ mod tests {
             hactl_inventory: var.map(OsString::from),
             no_color: false,
             cwd: dir.clone(),
+            lab_dir: None,
         };
         let cases: &[(Option<&str>, Option<&str>, PathBuf)] = &[
             (Some("cli.yml"), Some("env.yml"), PathBuf::from("cli.yml")),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::inventory::InventoryError;
 use crate::inventory::pattern::PatternError;
+use crate::lab::LabError;
 use crate::plan::PlanErrors;
 use crate::render::RenderError;
 
@@ -33,6 +34,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lab(#[from] LabError),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
 }
@@ -47,6 +50,7 @@ impl Error {
             | Self::Plan(_)
             | Self::Render(RenderError::UnknownHost(_))
             | Self::NoHosts(_) => 2,
+            Self::Lab(e) => e.exit_code(),
             Self::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
             Self::Write { .. } | Self::Stdout(_) | Self::Render(_) => 1,
         }

@@ -22,7 +22,7 @@ pub fn run(args: Arguments) -> i32 {
     let result =
         Config::from_arguments(args, &env).and_then(|config| subcommand::run(&config, &out));
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(e) => {
             let code = e.exit_code();
             if let error::Error::Plan(errors) = &e {

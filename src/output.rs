@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 
 use crate::error::Error;
+use crate::lab::LabStatus;
 use crate::plan::{ClusterPlan, State};
 
 /// Where and how to print.
@@ -104,4 +105,28 @@ pub fn plan_table(plan: &ClusterPlan, hosts: Option<&[String]>, color: bool) -> 
         }
     }
     format!("{table}\n")
+}
+
+/// `hactl lab status`: one row per host.
+pub fn lab_status_table(status: &LabStatus) -> String {
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    table.set_content_arrangement(ContentArrangement::Disabled);
+    table.force_no_tty();
+    table.set_header(vec!["host", "address", "namespace", "sshd", "answers SSH"]);
+    for host in &status.hosts {
+        table.add_row(vec![
+            host.name.clone(),
+            format!("{}:{}", host.address, host.ssh_port),
+            if host.namespace_exists {
+                host.namespace.clone()
+            } else {
+                format!("{} (missing)", host.namespace)
+            },
+            host.sshd_pid
+                .map_or_else(|| "down".to_string(), |pid| format!("pid {pid}")),
+            if host.answers_ssh { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    format!("lab {}\n{table}\n", status.lab)
 }

@@ -10,12 +10,22 @@ use crate::arguments::Arguments;
 use crate::config::{Command, Config};
 use crate::error::Error;
 use crate::inventory::{Inventory, pattern};
+use crate::lab::{self, Lab, LabName, LabPaths};
 use crate::output::{self, Output};
 use crate::plan::{self, ClusterPlan};
 use crate::render::{self, Secrets};
 
-/// Run one command.
-pub fn run(config: &Config, out: &Output) -> Result<(), Error> {
+/// Run one command; returns the exit code of a command that succeeded
+/// (0, or what `lab exec` ran returned).
+pub fn run(config: &Config, out: &Output) -> Result<i32, Error> {
+    if let Some(code) = run_lab(config, out)? {
+        return Ok(code);
+    }
+    run_inventory(config, out).map(|()| 0)
+}
+
+/// The commands that read the inventory and the plan.
+fn run_inventory(config: &Config, out: &Output) -> Result<(), Error> {
     match &config.command {
         Command::Completions(shell) => {
             let mut buf = Vec::new();
@@ -81,7 +91,79 @@ pub fn run(config: &Config, out: &Output) -> Result<(), Error> {
                 }
             }
         }
+        Command::LabUp | Command::LabDown | Command::LabStatus | Command::LabExec { .. } => {
+            unreachable!("lab commands run in run_lab")
+        }
     }
+}
+
+/// The `lab` commands; `None` for any other command.
+fn run_lab(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
+    let (Command::LabUp | Command::LabDown | Command::LabStatus | Command::LabExec { .. }) =
+        &config.command
+    else {
+        return Ok(None);
+    };
+    let inventory = load(config)?;
+    let name = LabName::from_inventory_path(&inventory.path)?;
+    let lab = Lab::new(name, &LabPaths::new(&config.lab_root));
+    match &config.command {
+        Command::LabUp => {
+            let report = lab.up(&lab::inventory::lab_hosts(&inventory)?)?;
+            if config.json {
+                out.json(&to_json(&report)?)?;
+            } else if report.is_unchanged() {
+                out.text(&format!(
+                    "lab {}: already up, nothing changed\n",
+                    report.lab
+                ))?;
+            } else {
+                let mut text = format!("lab {}: up\n", report.lab);
+                for change in &report.changes {
+                    text.push_str(&format!("  {change}\n"));
+                }
+                text.push_str(&format!(
+                    "ssh: ssh -F {} HOST\n",
+                    report.identity.ssh_config.display()
+                ));
+                out.text(&text)?;
+            }
+            Ok(Some(0))
+        }
+        Command::LabDown => {
+            let report = lab.down()?;
+            if config.json {
+                out.json(&to_json(&report)?)?;
+            } else if report.removed.is_empty() {
+                out.text(&format!("lab {}: nothing to remove\n", report.lab))?;
+            } else {
+                out.text(&format!(
+                    "lab {}: removed {} items\n",
+                    report.lab,
+                    report.removed.len()
+                ))?;
+            }
+            Ok(Some(0))
+        }
+        Command::LabStatus => {
+            let status = lab.status()?;
+            if config.json {
+                out.json(&to_json(&status)?)?;
+            } else {
+                out.text(&output::lab_status_table(&status))?;
+            }
+            Ok(Some(if status.is_healthy() { 0 } else { 1 }))
+        }
+        Command::LabExec { host, command } => {
+            let status = lab.exec(host, command)?;
+            Ok(Some(status.code().unwrap_or(1)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(value).map_err(|e| Error::Stdout(e.into()))
 }
 
 fn load(config: &Config) -> Result<Inventory, Error> {

@@ -1,7 +1,7 @@
 //! Rendering through the binary: golden keepalived.conf files for
 //! inventories/lab.yaml (regenerate with HACTL_UPDATE_GOLDEN=1), byte-identical
 //! output across runs, secrets redacted on stdout but written in full (mode
-//! 0600) with --out, user templates, and `keepalived -t` accepting every
+//! 0600) with --out, user templates, `hactl-agent check` and `keepalived -t` accepting every
 //! rendered file inside a network namespace whose interfaces match the
 //! inventory's.
 
@@ -222,6 +222,16 @@ fn keepalived_accepts_every_rendered_lab_config() {
                 out.to_str().unwrap(),
             ]);
             let conf = out.join("keepalived.conf");
+            // The agent's own checker (what `hactl-agent check` runs) must
+            // accept the file without a warning too.
+            match hactl_agent::config::load(&conf) {
+                Ok(loaded) => assert!(
+                    loaded.warnings.is_empty(),
+                    "{host}: hactl-agent check warns: {:?}",
+                    loaded.warnings
+                ),
+                Err(e) => panic!("{host}: hactl-agent check rejects the file: {e}: {e:?}"),
+            }
             let res = Command::new("ip")
                 .args([
                     "netns",

@@ -1194,7 +1194,8 @@ fn is_token(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | ':'))
 }
 
-fn parse_cidr(s: &str) -> Option<Vip> {
+/// An IPv4 address with a prefix length, `10.0.0.51/24`.
+pub(crate) fn parse_cidr(s: &str) -> Option<Vip> {
     let (a, p) = s.split_once('/')?;
     let address: Ipv4Addr = a.trim().parse().ok()?;
     let prefix_len: u8 = p.trim().parse().ok()?;
