@@ -291,3 +291,166 @@ impl WireSettings {
         vip.dev.as_deref().unwrap_or(&self.interface)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::parse_str;
+
+    const ETH0_V4: &str = "10.0.0.1";
+    const ETH0_V6: &str = "fe80::1";
+
+    fn plan_of(text: &str) -> Plan {
+        let loaded = parse_str(text, Path::new("test.conf")).expect("valid config");
+        let primary = |interface: &str, family: Family| match (interface, family) {
+            ("eth0", Family::Ipv4) => ETH0_V4.parse().ok(),
+            ("eth0", Family::Ipv6) => ETH0_V6.parse().ok(),
+            _ => None,
+        };
+        plan(&loaded.config, &primary).expect("plan")
+    }
+
+    fn instance(body: &str) -> String {
+        format!(
+            "vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 7\n  \
+             priority 100\n{body}}}\n"
+        )
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("address")
+    }
+
+    /// One row per conversion rule: config lines -> the fields they set.
+    #[test]
+    fn conversion_table() {
+        struct Row {
+            name: &'static str,
+            global: &'static str,
+            body: &'static str,
+            version: Version,
+            source: &'static str,
+            destinations: &'static [&'static str],
+            preempt: bool,
+            advert_ms: u64,
+        }
+        let v4vip = "  virtual_ipaddress {\n    10.0.0.50/24\n  }\n";
+        let rows = [
+            Row {
+                name: "v2 default, multicast 224.0.0.18 from the primary",
+                global: "",
+                body: "  advert_int 1\n",
+                version: Version::V2,
+                source: ETH0_V4,
+                destinations: &["224.0.0.18"],
+                preempt: true,
+                advert_ms: 1000,
+            },
+            Row {
+                name: "global group and version",
+                global: "  vrrp_mcast_group4 224.0.0.33\n  vrrp_version 3\n",
+                body: "  advert_int 0.5\n",
+                version: Version::V3,
+                source: ETH0_V4,
+                destinations: &["224.0.0.33"],
+                preempt: true,
+                advert_ms: 500,
+            },
+            Row {
+                name: "unicast peers from unicast_src_ip, nopreempt",
+                global: "",
+                body: "  unicast_src_ip 10.0.0.9\n  unicast_peer {\n    10.0.0.2\n    10.0.0.3\n  }\n  nopreempt\n",
+                version: Version::V2,
+                source: "10.0.0.9",
+                destinations: &["10.0.0.2", "10.0.0.3"],
+                preempt: false,
+                advert_ms: 1000,
+            },
+            Row {
+                name: "mcast_src_ip overrides the primary",
+                global: "",
+                body: "  mcast_src_ip 10.0.0.8\n",
+                version: Version::V2,
+                source: "10.0.0.8",
+                destinations: &["224.0.0.18"],
+                preempt: true,
+                advert_ms: 1000,
+            },
+        ];
+        for row in rows {
+            let text = format!(
+                "global_defs {{\n{}}}\n{}",
+                row.global,
+                instance(&format!("{}{v4vip}", row.body))
+            );
+            let plan = plan_of(&text);
+            let (p, w) = (&plan.params[0], &plan.wire[0]);
+            assert_eq!(p.version, row.version, "{}", row.name);
+            assert_eq!(w.source, ip(row.source), "{}", row.name);
+            assert_eq!(p.primary_address, ip(row.source), "{}", row.name);
+            let dst: Vec<IpAddr> = row.destinations.iter().map(|d| ip(d)).collect();
+            assert_eq!(w.destinations, dst, "{}", row.name);
+            assert_eq!(p.preempt, row.preempt, "{}", row.name);
+            assert_eq!(
+                p.advert_interval,
+                Duration::from_millis(row.advert_ms),
+                "{}",
+                row.name
+            );
+        }
+    }
+
+    #[test]
+    fn ipv6_instance_speaks_v3_from_the_link_local_address() {
+        let plan = plan_of(&instance(
+            "  virtual_ipaddress {\n    2001:db8::50/64\n  }\n",
+        ));
+        let w = &plan.wire[0];
+        assert_eq!((w.version, w.family), (Version::V3, Family::Ipv6));
+        assert_eq!(w.source, ip(ETH0_V6));
+        assert_eq!(w.destinations, vec![IpAddr::V6(DEFAULT_GROUP_V6)]);
+        assert_eq!(w.advertisement(100).addresses, vec![ip("2001:db8::50")]);
+    }
+
+    #[test]
+    fn tracks_get_the_interface_and_script_weights() {
+        let text = format!(
+            "vrrp_script chk {{\n  script \"/bin/true\"\n  weight -30\n}}\n\
+             vrrp_script other {{\n  script \"/bin/true\"\n  weight 5\n}}\n{}",
+            instance(
+                "  track_script {\n    chk\n    other weight -7\n  }\n  \
+                 virtual_ipaddress {\n    10.0.0.50/24\n  }\n"
+            )
+        );
+        let plan = plan_of(&text);
+        let tracks: Vec<(&str, i32)> = plan.params[0]
+            .tracks
+            .iter()
+            .map(|t| (t.name.as_str(), t.weight))
+            .collect();
+        assert_eq!(tracks, [("interface eth0", 0), ("chk", -30), ("other", -7)]);
+    }
+
+    #[test]
+    fn v2_pass_auth_goes_on_the_wire_and_no_source_is_an_error() {
+        let text = instance(
+            "  authentication {\n    auth_type PASS\n    auth_pass s3cret\n  }\n  \
+             virtual_ipaddress {\n    10.0.0.50/24\n  }\n",
+        );
+        let planned = plan_of(&text);
+        assert_eq!(
+            planned.wire[0].auth,
+            Auth::Pass(AuthPass::truncated(b"s3cret"))
+        );
+
+        let on_eth9 = text.replace("interface eth0", "interface eth9");
+        let loaded = parse_str(&on_eth9, Path::new("t.conf")).expect("valid");
+        let err = plan(&loaded.config, &|_, _| None).expect_err("no address");
+        assert_eq!(
+            err.to_string(),
+            "instance VI_1: interface eth9 has no IPv4 address to send adverts from"
+        );
+    }
+}

@@ -389,3 +389,58 @@ pub fn link_up(interface: &str) -> Option<bool> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{Auth, Version};
+
+    fn received(ttl: Option<u8>, payload: Vec<u8>) -> Received {
+        Received {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            dst: IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18)),
+            ttl,
+            payload,
+        }
+    }
+
+    fn good() -> Vec<u8> {
+        let advert = Advertisement {
+            version: Version::V3,
+            vrid: 9,
+            priority: 100,
+            advert_interval_cs: 100,
+            auth: Auth::None,
+            addresses: vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 50))],
+        };
+        let r = received(None, Vec::new());
+        advert.encode(r.src, r.dst).expect("encode")
+    }
+
+    #[test]
+    fn check_accepts_ttl_255_and_decodes() {
+        let advert = received(Some(255), good()).check().expect("valid");
+        assert_eq!((advert.vrid, advert.priority), (9, 100));
+    }
+
+    /// Each refusal keeps the VRID (when there is one) and names its reason.
+    #[test]
+    fn check_refusals_by_reason() {
+        let mut bad_sum = good();
+        bad_sum[6] ^= 1;
+        let cases = [
+            (received(Some(64), good()), Some(9), "bad_ttl"),
+            (received(None, good()), Some(9), "bad_ttl"),
+            (received(Some(255), bad_sum), Some(9), "bad_checksum"),
+            (
+                received(Some(255), good()[..5].to_vec()),
+                Some(9),
+                "too_short",
+            ),
+            (received(Some(255), vec![0x31]), None, "too_short"),
+        ];
+        for (packet, vrid, reason) in cases {
+            assert_eq!(packet.check(), Err(Dropped::new(vrid, reason)));
+        }
+    }
+}

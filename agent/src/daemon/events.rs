@@ -727,3 +727,43 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_jobs_specific_then_generic_with_arguments() {
+        let scripts = NotifyScripts {
+            master: Some("/etc/m.sh \"a b\"".to_owned()),
+            backup: None,
+            fault: None,
+            stop: Some("/etc/stop.sh".to_owned()),
+            generic: Some("/etc/n.sh".to_owned()),
+        };
+        let argv = |state| -> Vec<Vec<String>> {
+            scripts_for(&scripts, state, "INSTANCE", "VI_1", 120)
+                .into_iter()
+                .map(|j| j.argv)
+                .collect()
+        };
+        assert_eq!(
+            argv(State::Master),
+            [
+                vec!["/etc/m.sh", "a b"],
+                vec!["/etc/n.sh", "INSTANCE", "VI_1", "MASTER", "120"]
+            ]
+        );
+        assert_eq!(
+            argv(State::Backup),
+            [vec!["/etc/n.sh", "INSTANCE", "VI_1", "BACKUP", "120"]]
+        );
+        assert_eq!(
+            argv(State::Initialize),
+            [
+                vec!["/etc/stop.sh"],
+                vec!["/etc/n.sh", "INSTANCE", "VI_1", "STOP", "120"]
+            ]
+        );
+    }
+}
