@@ -624,6 +624,127 @@ fn gratuitous_arp_moves_the_neighbour_entry_on_each_takeover() {
     );
 }
 
+/// Issue 4: sync groups transition together. A weight-0 track_script
+/// failing on one member faults the whole group, so both instances move to
+/// the peer; the group's generic notify runs once per group transition with
+/// `GROUP NAME STATE PRIORITY`.
+#[test]
+fn sync_group_members_fail_over_together() {
+    require_root();
+    let segment = Segment::new(2);
+    let dir = std::env::temp_dir().join(format!("hxd{}-sync", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let flag = dir.join("healthy");
+    std::fs::write(&flag, "").expect("flag");
+    let log = dir.join("log");
+    let script = dir.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> {}\n", log.display()),
+    )
+    .expect("script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (vip1, vip2) = (Segment::ipv4(100), Segment::ipv4(101));
+    let conf = |priority: u8, tracked: bool, notify: bool| {
+        let script_block = format!(
+            "vrrp_script chk {{\n  script \"/usr/bin/test -e {}\"\n  interval 1\n  \
+             weight 0\n  fall 1\n  rise 1\n}}\n",
+            flag.display()
+        );
+        let notify_line = if notify {
+            format!("  notify {}\n", script.display())
+        } else {
+            String::new()
+        };
+        let instance = |name: &str, vrid: u8, vip: Ipv4Addr, track: bool| {
+            format!(
+                "vrrp_instance {name} {{\n  state BACKUP\n  interface eth0\n  \
+                 virtual_router_id {vrid}\n  priority {priority}\n  version 3\n  \
+                 advert_int 0.2\n{}  virtual_ipaddress {{\n    {vip}/24\n  }}\n}}\n",
+                if track {
+                    "  track_script {\n    chk\n  }\n"
+                } else {
+                    ""
+                }
+            )
+        };
+        format!(
+            "{}vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n{notify_line}}}\n{}{}",
+            if tracked { script_block } else { String::new() },
+            instance("VI_1", 51, vip1, false),
+            instance("VI_2", 52, vip2, tracked),
+        )
+    };
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(1));
+    std::fs::write(a.dir.join("keepalived.conf"), conf(150, true, true)).expect("conf a");
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(1));
+    std::fs::write(b.dir.join("keepalived.conf"), conf(100, false, false)).expect("conf b");
+    a.start();
+    b.start();
+    let states = |agent: &Agent| -> Option<Vec<String>> {
+        Some(
+            agent
+                .status()?
+                .instances
+                .into_iter()
+                .map(|i| i.state)
+                .collect(),
+        )
+    };
+    let both = |state: &str| vec![state.to_owned(), state.to_owned()];
+    wait_until(DEADLINE, "group a MASTER, group b BACKUP", || {
+        states(&a) == Some(both("MASTER")) && states(&b) == Some(both("BACKUP"))
+    });
+    wait_until(DEADLINE, "both VIPs on a", || {
+        a.holds(IpAddr::V4(vip1)) && a.holds(IpAddr::V4(vip2))
+    });
+
+    std::fs::remove_file(&flag).expect("fail the check");
+    wait_until(DEADLINE, "group a FAULT, group b MASTER", || {
+        states(&a) == Some(both("FAULT")) && states(&b) == Some(both("MASTER"))
+    });
+    wait_until(DEADLINE, "both VIPs moved to b", || {
+        b.holds(IpAddr::V4(vip1))
+            && b.holds(IpAddr::V4(vip2))
+            && !a.holds(IpAddr::V4(vip1))
+            && !a.holds(IpAddr::V4(vip2))
+    });
+    let vi1 = a.instance();
+    assert!(
+        vi1.transitions
+            .iter()
+            .any(|t| t.to == "FAULT" && t.reason.contains("sync group G")),
+        "VI_1 follows its group: {:?}",
+        vi1.transitions
+    );
+
+    std::fs::write(&flag, "").expect("heal the check");
+    wait_until(DEADLINE, "group a MASTER again", || {
+        states(&a) == Some(both("MASTER")) && states(&b) == Some(both("BACKUP"))
+    });
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_until(DEADLINE, "the group notifications", || {
+        read().lines().filter(|l| l.starts_with("GROUP")).count() >= 5
+    });
+    let group_lines: Vec<String> = read()
+        .lines()
+        .filter(|l| l.starts_with("GROUP"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        group_lines[..5],
+        [
+            "GROUP G BACKUP 150",
+            "GROUP G MASTER 150",
+            "GROUP G FAULT 150",
+            "GROUP G BACKUP 150",
+            "GROUP G MASTER 150",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ===== protocol variants =====
 
 /// Issue 4: IPv6 VIPs with VRRPv3 (link-local sources, ff02::12).
@@ -878,6 +999,10 @@ impl<'a> Keepalived<'a> {
     fn start(&mut self) {
         let file = |name: &str| self.dir.join(name).to_string_lossy().into_owned();
         let (conf, pid, vrrp_pid) = (file("keepalived.conf"), file("k.pid"), file("v.pid"));
+        // A SIGKILLed keepalived leaves its pid files, and a new one refuses
+        // to start beside them ("daemon is already running").
+        let _ = std::fs::remove_file(&pid);
+        let _ = std::fs::remove_file(&vrrp_pid);
         self.process = Some(self.host.spawn(&[
             "keepalived",
             "-n",
@@ -1019,4 +1144,186 @@ fn keepalived_interop_v2_pass_keepalived_master() {
     agent.wait_state("BACKUP");
     one_master(&agent, &keepalived, mdi);
     assert_eq!(agent.instance().counters.drops, Default::default());
+}
+
+// ===== takeover benchmark (BENCHMARKS.md) =====
+
+/// A VRRP speaker the benchmark can start and fault.
+enum Speaker<'a> {
+    Agent(Agent<'a>),
+    Keepalived(Keepalived<'a>),
+}
+
+impl Speaker<'_> {
+    fn start(&mut self) {
+        match self {
+            Speaker::Agent(a) => a.start(),
+            Speaker::Keepalived(k) => k.start(),
+        }
+    }
+
+    /// Graceful: SIGTERM. Hard: SIGKILL (for keepalived, its VRRP child too).
+    fn fault(&mut self, hard: bool) {
+        use nix::sys::signal::{Signal, kill};
+        match self {
+            Speaker::Agent(a) => {
+                a.stop(if hard {
+                    Signal::SIGKILL
+                } else {
+                    Signal::SIGTERM
+                });
+            }
+            Speaker::Keepalived(k) if hard => {
+                // Parent and VRRP child at once: every process of the
+                // namespace, all ours since the namespace is.
+                let mut process = k.process.take().expect("keepalived runs");
+                let listed = Command::new("ip")
+                    .args(["netns", "pids", k.host.namespace()])
+                    .output()
+                    .expect("ip netns pids");
+                for pid in String::from_utf8_lossy(&listed.stdout).split_whitespace() {
+                    if let Ok(pid) = pid.parse::<i32>() {
+                        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                }
+                wait_for(DEADLINE, "keepalived to die", || {
+                    process.child().try_wait().ok().flatten()
+                });
+                wait_until(DEADLINE, "keepalived's VRRP child to die", || {
+                    Command::new("ip")
+                        .args(["netns", "pids", k.host.namespace()])
+                        .output()
+                        .is_ok_and(|o| o.stdout.iter().all(u8::is_ascii_whitespace))
+                });
+            }
+            Speaker::Keepalived(k) => k.stop(),
+        }
+    }
+
+    fn log(&self) -> String {
+        match self {
+            Speaker::Agent(a) => a.process.as_ref().map(Spawned::stderr).unwrap_or_default(),
+            Speaker::Keepalived(k) => k.log(),
+        }
+    }
+
+    fn host(&self) -> &Host {
+        match self {
+            Speaker::Agent(a) => a.host,
+            Speaker::Keepalived(k) => k.host,
+        }
+    }
+}
+
+/// Whether `address` is on `host`'s eth0, read in its namespace without
+/// spawning a process.
+fn holds_now(host: &Host, address: IpAddr) -> bool {
+    host.in_netns(|| hactl_agent::network::interface_addresses("eth0").contains(&address))
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+/// Takeover times, fault to the backup holding the VIP (its own interface,
+/// polled in its namespace every 1 ms), median of five, for our agent and
+/// keepalived 2.2.7, VRRPv3 at 1 s and 0.1 s adverts. Run by hand:
+/// `cargo test -p hactl-agent --test daemon bench_takeover -- --ignored --nocapture`
+#[test]
+#[ignore = "benchmark: about four minutes"]
+fn bench_takeover() {
+    require_root();
+    const RUNS: usize = 5;
+    let mut rows = Vec::new();
+    for (advert, interval) in [
+        ("1", Duration::from_secs(1)),
+        ("0.1", Duration::from_millis(100)),
+    ] {
+        for implementation in ["hactl-agent", "keepalived"] {
+            if std::env::var("HACTL_BENCH_ONLY").is_ok_and(|only| only != implementation) {
+                continue;
+            }
+            let segment = Segment::new(2);
+            let conf = |priority| InstanceConf {
+                advert,
+                ..InstanceConf::v3(priority)
+            };
+            let (mut master, backup_host) = match implementation {
+                "hactl-agent" => (
+                    Speaker::Agent(Agent::new(segment.host(0), 0, &conf(150))),
+                    Speaker::Agent(Agent::new(segment.host(1), 1, &conf(100))),
+                ),
+                _ => (
+                    Speaker::Keepalived(Keepalived::new(segment.host(0), 0, &conf(150))),
+                    Speaker::Keepalived(Keepalived::new(segment.host(1), 1, &conf(100))),
+                ),
+            };
+            let mut backup = backup_host;
+            backup.start();
+            for hard in [false, true] {
+                let mut times = Vec::new();
+                for run in 0..RUNS {
+                    eprintln!("bench: {implementation} advert {advert} hard {hard} run {run}");
+                    let _ = master.host().exec(&[
+                        "ip",
+                        "addr",
+                        "del",
+                        &format!("{}/24", vip()),
+                        "dev",
+                        "eth0",
+                    ]);
+                    master.start();
+                    let start = std::time::Instant::now();
+                    while !holds_now(master.host(), vip()) || holds_now(backup.host(), vip()) {
+                        assert!(
+                            start.elapsed() < DEADLINE,
+                            "the master never held the VIP alone: master {} backup {}\n{}\n---\n{}",
+                            holds_now(master.host(), vip()),
+                            holds_now(backup.host(), vip()),
+                            master.log(),
+                            backup.log()
+                        );
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    let t0 = std::time::Instant::now();
+                    master.fault(hard);
+                    loop {
+                        if holds_now(backup.host(), vip()) {
+                            break;
+                        }
+                        assert!(t0.elapsed() < DEADLINE, "no takeover");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    times.push(t0.elapsed());
+                }
+                let rfc = if hard {
+                    master_down_interval(Version::V3, 100, interval)
+                } else {
+                    skew_time(Version::V3, 100, interval)
+                };
+                rows.push(format!(
+                    "| {implementation} | {advert} s | {} | {} ms | {} ms | {} |",
+                    if hard {
+                        "hard (SIGKILL)"
+                    } else {
+                        "graceful (SIGTERM)"
+                    },
+                    median(times.clone()).as_millis(),
+                    rfc.as_millis(),
+                    times
+                        .iter()
+                        .map(|t| t.as_millis().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            backup.fault(false);
+        }
+    }
+    println!("| backup | advert_int | fault | median takeover | RFC bound | runs (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
 }

@@ -285,7 +285,7 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     let (status_tx, mut status_rx) = mpsc::channel(16);
     let server = tokio::spawn(status::serve(listener, status_tx));
 
-    let mut world = build(
+    let built = build(
         0,
         options,
         &config,
@@ -294,7 +294,15 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
         notify_tx.clone(),
         &input_tx,
     )
-    .await?;
+    .await;
+    let mut world = match built {
+        Ok(w) => w,
+        Err(e) => {
+            server.abort();
+            let _ = std::fs::remove_file(&options.socket);
+            return Err(e);
+        }
+    };
     log(&format!(
         "running {} instance(s) from {}",
         world.daemon.plan().wire.len(),
