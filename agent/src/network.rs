@@ -82,6 +82,8 @@ pub struct Received {
     pub ttl: Option<u8>,
     /// The VRRP message, IP header removed.
     pub payload: Vec<u8>,
+    /// Set when the IPv4 header itself was unusable (its reason label).
+    pub header_fault: Option<&'static str>,
 }
 
 /// Why a received packet never reached an instance.
@@ -108,6 +110,9 @@ impl Received {
     /// TTL and wire-format checks (RFC 5798 7.1 items 1-4).
     pub fn check(&self) -> Result<Advertisement, Dropped> {
         let vrid = self.vrid_hint();
+        if let Some(reason) = self.header_fault {
+            return Err(Dropped::new(None, reason));
+        }
         // RFC 5798 7.1: the TTL / hop limit MUST be 255.
         let ttl = self.ttl.unwrap_or(0);
         packet::check_ttl(ttl).map_err(|e| Dropped::new(vrid, e.reason()))?;
@@ -324,14 +329,16 @@ fn recv_one(socket: &Socket, family: Family) -> io::Result<Received> {
                 dst: IpAddr::V4(header.dst),
                 ttl: Some(header.ttl),
                 payload: payload.to_vec(),
+                header_fault: None,
             }),
             // A raw IPv4 socket always returns a header; a broken one is
-            // reported as a short packet from wherever it came.
-            Err(_) => Ok(Received {
+            // refused with the codec's reason, from wherever it came.
+            Err(e) => Ok(Received {
                 src: from.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
                 dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 ttl: None,
                 payload: Vec::new(),
+                header_fault: Some(e.reason()),
             }),
         },
         Family::Ipv6 => Ok(Received {
@@ -339,6 +346,7 @@ fn recv_one(socket: &Socket, family: Family) -> io::Result<Received> {
             dst: dst.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
             ttl,
             payload: data.to_vec(),
+            header_fault: None,
         }),
     }
 }
@@ -401,6 +409,7 @@ mod tests {
             dst: IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18)),
             ttl,
             payload,
+            header_fault: None,
         }
     }
 
@@ -438,6 +447,14 @@ mod tests {
                 "too_short",
             ),
             (received(Some(255), vec![0x31]), None, "too_short"),
+            (
+                Received {
+                    header_fault: Some("bad_ip_header"),
+                    ..received(Some(255), good())
+                },
+                None,
+                "bad_ip_header",
+            ),
         ];
         for (packet, vrid, reason) in cases {
             assert_eq!(packet.check(), Err(Dropped::new(vrid, reason)));

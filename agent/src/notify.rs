@@ -148,4 +148,21 @@ mod tests {
         assert_eq!(split_command("  "), Vec::<String>::new());
         assert_eq!(split_command(r#"x """#), vec!["x", ""]);
     }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_hung_script_is_killed_at_the_timeout() {
+        let argv = split_command("/bin/sleep 30");
+        let started = std::time::Instant::now();
+        let outcome = run_script(&argv, None, Duration::from_millis(200)).await;
+        assert_eq!(outcome, Outcome::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn exit_codes_and_missing_programs_are_reported() {
+        let ok = run_script(&split_command("/bin/sh -c 'exit 3'"), None, NOTIFY_TIMEOUT).await;
+        assert_eq!(ok, Outcome::Exited(Some(3)));
+        let missing = run_script(&split_command("/nonexistent/x"), None, NOTIFY_TIMEOUT).await;
+        assert!(matches!(missing, Outcome::NotStarted(_)), "{missing:?}");
+    }
 }
