@@ -2,4 +2,6 @@
 //! runs a command from here and maps its error to an exit code; integration
 //! tests reach the same code through this crate.
 
+pub mod facts;
 pub mod lab;
+pub mod ssh;
