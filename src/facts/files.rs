@@ -65,8 +65,13 @@ pub enum ProcessState {
     /// The pid file does not hold a number.
     Malformed,
     /// The pid file names a process that is gone (or a zombie).
-    NotRunning { pid: u32 },
-    Running { pid: u32, command: String },
+    NotRunning {
+        pid: u32,
+    },
+    Running {
+        pid: u32,
+        command: String,
+    },
 }
 
 /// The process a pid file names.
@@ -142,7 +147,10 @@ mod tests {
         assert!(fact.parse(&output(0, &escaped, "")).unwrap().is_some());
         let missing = "sha256sum: /x: No such file or directory\n";
         assert_eq!(fact.parse(&output(1, "", missing)).unwrap(), None);
-        assert!(fact.parse(&output(1, "", "sha256sum: /x: Permission denied")).is_err());
+        assert!(
+            fact.parse(&output(1, "", "sha256sum: /x: Permission denied"))
+                .is_err()
+        );
         assert!(fact.parse(&output(0, "abc  /x\n", "")).is_err());
     }
 
@@ -153,7 +161,8 @@ mod tests {
         };
         let stat = include_str!("testdata/proc_stat.txt");
         assert_eq!(
-            fact.parse(&output(0, &format!("pid 4242\n{stat}"), "")).unwrap(),
+            fact.parse(&output(0, &format!("pid 4242\n{stat}"), ""))
+                .unwrap(),
             ProcessState::Running {
                 pid: 4242,
                 command: "hactl-agent (x)".into()
@@ -161,7 +170,8 @@ mod tests {
         );
         let zombie = stat.replacen(") S ", ") Z ", 1);
         assert_eq!(
-            fact.parse(&output(0, &format!("pid 4242\n{zombie}"), "")).unwrap(),
+            fact.parse(&output(0, &format!("pid 4242\n{zombie}"), ""))
+                .unwrap(),
             ProcessState::NotRunning { pid: 4242 }
         );
         assert_eq!(

@@ -295,10 +295,7 @@ fn read_iptables_save(text: &str) -> Vec<BlockingRule> {
                 .position(|w| w[0] == "-p" && VRRP_NAMES.contains(&w[1].to_lowercase().as_str()));
             let negated = protocol.is_some_and(|i| i > 0 && args[i - 1] == "!");
             let vrrp = protocol.is_some() && !negated;
-            let target = args
-                .windows(2)
-                .find(|w| w[0] == "-j")
-                .map(|w| w[1]);
+            let target = args.windows(2).find(|w| w[0] == "-j").map(|w| w[1]);
             // Options before "-j" are matches; after it, the target's own.
             let jump = args.iter().position(|w| *w == "-j").unwrap_or(args.len());
             let options = args[..jump].iter().filter(|w| w.starts_with('-')).count();
@@ -335,10 +332,7 @@ mod tests {
 
     #[test]
     fn nft_rules_that_drop_vrrp_are_named() {
-        let text = format!(
-            "#nft\n{}\n",
-            include_str!("testdata/nft_vrrp_dropped.json")
-        );
+        let text = format!("#nft\n{}\n", include_str!("testdata/nft_vrrp_dropped.json"));
         let rules = VrrpFirewall.parse(&output(0, &text, "")).unwrap();
         assert_eq!(rules.backends, [FirewallBackend::Nftables]);
         let found: Vec<(&str, &str, bool)> = rules
@@ -390,7 +384,11 @@ mod tests {
             found,
             [
                 ("filter INPUT", "-p vrrp -j DROP", false),
-                ("filter INPUT", "-s 10.0.0.9/32 -p 112 -j REJECT --reject-with icmp-port-unreachable", true),
+                (
+                    "filter INPUT",
+                    "-s 10.0.0.9/32 -p 112 -j REJECT --reject-with icmp-port-unreachable",
+                    true
+                ),
                 ("filter OUTPUT", "policy DROP", false),
             ]
         );
@@ -401,7 +399,11 @@ mod tests {
         let rules = VrrpFirewall.parse(&output(0, "#none\n", "")).unwrap();
         assert_eq!(rules.backends, []);
         assert_eq!(rules.blocking, []);
-        assert!(VrrpFirewall.parse(&output(3, "#nft\n", "nft: permission denied")).is_err());
+        assert!(
+            VrrpFirewall
+                .parse(&output(3, "#nft\n", "nft: permission denied"))
+                .is_err()
+        );
         assert!(VrrpFirewall.parse(&output(0, "#nft\n{\n", "")).is_err());
     }
 }

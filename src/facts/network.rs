@@ -96,7 +96,9 @@ impl InterfaceAddress {
                 u128::from(u32::from(b)) << 96,
                 self.prefix_len.min(32),
             ),
-            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b), self.prefix_len.min(128)),
+            (IpAddr::V6(a), IpAddr::V6(b)) => {
+                (u128::from(a), u128::from(b), self.prefix_len.min(128))
+            }
             _ => return false,
         };
         let mask = if bits == 0 {
@@ -194,7 +196,10 @@ mod tests {
             fact.parse(&output(0, text, "")).unwrap(),
             [Ipv4Addr::new(10, 213, 201, 2), Ipv4Addr::new(192, 0, 2, 7)]
         );
-        assert_eq!(fact.parse(&output(2, "", "")).unwrap(), Vec::<Ipv4Addr>::new());
+        assert_eq!(
+            fact.parse(&output(2, "", "")).unwrap(),
+            Vec::<Ipv4Addr>::new()
+        );
         assert!(fact.parse(&output(0, "garbage STREAM x\n", "")).is_err());
         assert!(fact.parse(&output(1, "", "getent: boom")).is_err());
     }
@@ -211,7 +216,10 @@ mod tests {
         assert_eq!(v0.oper_state, "LOWERLAYERDOWN");
         assert_eq!(v0.mac.as_deref(), Some("72:76:37:78:dc:54"));
         assert_eq!(v0.addresses.len(), 2);
-        assert_eq!(v0.addresses[0].address, "10.9.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            v0.addresses[0].address,
+            "10.9.0.1".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(v0.addresses[0].prefix_len, 24);
         assert!(v0.subnet_contains("10.9.0.200".parse().unwrap()));
         assert!(!v0.subnet_contains("10.9.1.1".parse().unwrap()));

@@ -4,9 +4,11 @@
 //! segment already answering for it? With iputils `arping` installed:
 //! `arping -D -c 2 -w 3 -I IF ADDR` (duplicate address detection, RFC 5227
 //! probes from 0.0.0.0; exit 1 when anybody replies). Without it: one
-//! `ping` to make the kernel resolve the neighbour, then `ip -j neigh show
-//! to ADDR dev IF`: an entry with a link-layer address (REACHABLE, STALE,
-//! DELAY, PROBE) means a host answered ARP/ND, even if it drops ICMP.
+//! packet to the address (`ping`, or an empty UDP datagram from python3
+//! when ping is absent) makes the kernel resolve the neighbour; once the
+//! entry leaves INCOMPLETE (at most 4 s), `ip -j neigh show to ADDR dev IF`:
+//! an entry with a link-layer address (REACHABLE, STALE, DELAY, PROBE)
+//! means a host answered ARP/ND, even if it drops ICMP and UDP.
 //! An address the host itself holds is reported as such, not as a
 //! duplicate (a re-deploy finds its own VIP).
 //!
@@ -37,7 +39,19 @@ const DUPLICATE_SCRIPT: &str = r##"if [ -n "$(ip -o addr show to "$2" 2>/dev/nul
 if command -v arping >/dev/null 2>&1 && arping -V 2>&1 | grep -q iputils; then
   echo '#arping'; arping -D -c 2 -w 3 -I "$1" "$2"; echo "#exit $?"
 else
-  echo '#neigh'; ping -c 1 -W 1 -I "$1" "$2" >/dev/null 2>&1
+  echo '#neigh'
+  if command -v ping >/dev/null 2>&1; then
+    ping -c 1 -W 1 -I "$1" "$2" >/dev/null 2>&1
+  else
+    python3 -c 'import socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
+s.sendto(b"", (sys.argv[2], 9))' "$1" "$2" 2>/dev/null
+  fi
+  i=0
+  while [ $i -lt 40 ] && ip neigh show to "$2" dev "$1" | grep -q INCOMPLETE; do
+    sleep 0.1; i=$((i + 1))
+  done
   ip -j neigh show to "$2" dev "$1"
 fi"##;
 
@@ -47,7 +61,9 @@ fi"##;
 pub enum AddressUse {
     Free,
     /// Another host answered for it; its MAC when known.
-    InUse { mac: Option<String> },
+    InUse {
+        mac: Option<String>,
+    },
     /// The probing host has it on one of its interfaces.
     HeldLocally,
 }
@@ -246,7 +262,9 @@ pub enum VrrpReachability {
     Received,
     /// Nothing arrived in time; `sender_error` says why the sender failed,
     /// if it did (an output firewall rule makes `sendto` fail).
-    NotReceived { sender_error: Option<String> },
+    NotReceived {
+        sender_error: Option<String>,
+    },
 }
 
 /// Reads the receiver's output.
@@ -299,7 +317,9 @@ pub async fn probe_vrrp(
         .become_(true);
     let sent = sender.run(&send).await;
     let command = listening.command().to_string();
-    let output = listening.finish(probe.wait + Duration::from_secs(5)).await?;
+    let output = listening
+        .finish(probe.wait + Duration::from_secs(5))
+        .await?;
     let received =
         parse_receiver(&output).map_err(|source| parse_error(receiver.host(), command, source))?;
     Ok(match (received, sent) {
@@ -334,7 +354,10 @@ mod tests {
             }
         );
         let free = "#arping\nARPING 10.213.201.50 from 0.0.0.0 eth0\nSent 2 probes (2 broadcast(s))\nReceived 0 response(s)\n#exit 0\n";
-        assert_eq!(fact().parse(&output(0, free, "")).unwrap(), AddressUse::Free);
+        assert_eq!(
+            fact().parse(&output(0, free, "")).unwrap(),
+            AddressUse::Free
+        );
         assert!(fact().parse(&output(0, "#arping\n#exit 2\n", "")).is_err());
     }
 
@@ -347,9 +370,16 @@ mod tests {
                 mac: Some("aa:bb:cc:00:11:22".into())
             }
         );
-        let failed = "#neigh\n[{\"dst\":\"10.213.201.50\",\"dev\":\"eth0\",\"state\":[\"FAILED\"]}]\n";
-        assert_eq!(fact().parse(&output(0, failed, "")).unwrap(), AddressUse::Free);
-        assert_eq!(fact().parse(&output(0, "#neigh\n[]\n", "")).unwrap(), AddressUse::Free);
+        let failed =
+            "#neigh\n[{\"dst\":\"10.213.201.50\",\"dev\":\"eth0\",\"state\":[\"FAILED\"]}]\n";
+        assert_eq!(
+            fact().parse(&output(0, failed, "")).unwrap(),
+            AddressUse::Free
+        );
+        assert_eq!(
+            fact().parse(&output(0, "#neigh\n[]\n", "")).unwrap(),
+            AddressUse::Free
+        );
         assert_eq!(
             fact().parse(&output(0, "#local\n", "")).unwrap(),
             AddressUse::HeldLocally

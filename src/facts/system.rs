@@ -48,9 +48,12 @@ impl Sysctl {
     /// hold dots themselves (VLAN interfaces) are not supported.
     pub fn new(key: &str) -> Option<Sysctl> {
         let valid = !key.is_empty()
-            && key
-                .split('.')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'));
+            && key.split('.').all(|part| {
+                !part.is_empty()
+                    && part
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            });
         valid.then(|| Sysctl {
             key: key.to_string(),
         })
@@ -231,7 +234,10 @@ mod tests {
             "cat: /proc/sys/net/ipv6/ip_nonlocal_bind: No such file or directory\n",
         );
         assert_eq!(fact.parse(&missing).unwrap(), None);
-        assert!(fact.parse(&output(1, "", "cat: Permission denied")).is_err());
+        assert!(
+            fact.parse(&output(1, "", "cat: Permission denied"))
+                .is_err()
+        );
         for bad in ["", "net..x", "../etc/passwd", "net/ipv4", "a b"] {
             assert!(Sysctl::new(bad).is_none(), "{bad}");
         }
@@ -272,7 +278,8 @@ mod tests {
     fn sudo_states() {
         assert_eq!(Sudo.parse(&output(0, "", "")).unwrap(), SudoState::Works);
         assert_eq!(
-            Sudo.parse(&output(127, "", "sh: 1: sudo: not found")).unwrap(),
+            Sudo.parse(&output(127, "", "sh: 1: sudo: not found"))
+                .unwrap(),
             SudoState::NotInstalled
         );
         assert_eq!(

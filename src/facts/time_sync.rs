@@ -185,7 +185,11 @@ mod tests {
             include_str!("testdata/chronyc_tracking.txt")
         ));
         assert!(synced.is_synchronized(), "{synced:?}");
-        assert!(synced.answers[0].detail.contains("A9FEA97B (169.254.169.123)"));
+        assert!(
+            synced.answers[0]
+                .detail
+                .contains("A9FEA97B (169.254.169.123)")
+        );
         let unsynced = parse(&format!(
             "#chronyc\n{}",
             include_str!("testdata/chronyc_tracking_unsynced.txt")

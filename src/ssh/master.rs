@@ -234,12 +234,7 @@ impl MasterHandle {
     /// still there after a grace period. Only a PID that still names an ssh
     /// process is signalled, so a reused PID is left alone.
     pub(crate) fn stop(&self) {
-        let Some(pid) = self
-            .pid
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        else {
+        let Some(pid) = self.pid.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
         let _ = openssh_mux_client::shutdown_mux_master(&self.control_path);
@@ -248,7 +243,9 @@ impl MasterHandle {
             std::thread::sleep(Duration::from_millis(10));
         }
         if is_ssh_process(pid)
-            && let Some(raw) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw)
+            && let Some(raw) = i32::try_from(pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
         {
             let _ = rustix::process::kill_process(raw, rustix::process::Signal::TERM);
         }

@@ -26,6 +26,9 @@ chmod "$2" "$tmp"
 mv -f "$tmp" "$1"
 trap - EXIT"#;
 
+/// The shell's status for "command not found".
+const COMMAND_NOT_FOUND: i32 = 127;
+
 /// What a remote command did, whatever its exit status.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CommandOutput {
@@ -53,7 +56,8 @@ impl CommandOutput {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteCommand {
     pub argv: Vec<String>,
-    /// Run through `sudo -n`; `None` follows the target's `become_`.
+    /// Run through `sudo -n` (needs root); `None` follows the target's
+    /// `become_`. A target that logs in as root never uses sudo.
     pub become_: Option<bool>,
     /// Bytes fed to the command's stdin (then closed); stdin is empty
     /// otherwise.
@@ -131,7 +135,8 @@ impl HostSession {
 
     /// The command line `command` is sent as.
     pub fn render(&self, command: &RemoteCommand) -> Result<String, SshError> {
-        let become_ = command.become_.unwrap_or(self.target.become_);
+        // A root login needs no sudo (and lab hosts have none).
+        let become_ = command.become_.unwrap_or(self.target.become_) && self.target.user != "root";
         command_line(&command.argv, become_).map_err(|bad| SshError::Quote {
             host: self.target.host.clone(),
             argument: bad.0,
@@ -166,12 +171,16 @@ impl HostSession {
                     let _ = pipe.shutdown().await;
                 }
             };
-            let (_, output) = tokio::join!(feed, child.wait_with_output());
-            let output = output.map_err(session_error)?;
+            let (_, stdout, stderr) = tokio::join!(
+                feed,
+                read_all(child.stdout().take()),
+                read_all(child.stderr().take())
+            );
+            let status = exit_code(child.wait().await).map_err(session_error)?;
             Ok(CommandOutput {
-                status: output.status.code(),
-                stdout: output.stdout,
-                stderr: output.stderr,
+                status,
+                stdout,
+                stderr,
             })
         };
         let limit = command.timeout.unwrap_or(self.command_timeout);
@@ -301,19 +310,18 @@ impl RunningCommand {
         let host = self.host.clone();
         let command = self.command.clone();
         let run = async {
-            let (stdout, stderr) = tokio::join!(
-                read_all(self.stdout.take()),
-                read_all(self.stderr.take())
-            );
-            let status = self.child.wait().await.map_err(|source| SshError::Session {
-                host: host.clone(),
-                command: command.clone(),
-                source,
-            })?;
+            let (stdout, stderr) =
+                tokio::join!(read_all(self.stdout.take()), read_all(self.stderr.take()));
+            let status =
+                exit_code(self.child.wait().await).map_err(|source| SshError::Session {
+                    host: host.clone(),
+                    command: command.clone(),
+                    source,
+                })?;
             let mut all_stderr = std::mem::take(&mut self.stderr_seen);
             all_stderr.extend(stderr);
             Ok(CommandOutput {
-                status: status.code(),
+                status,
                 stdout,
                 stderr: all_stderr,
             })
@@ -325,6 +333,23 @@ impl RunningCommand {
                 command: self.command,
                 after: limit,
             }))
+    }
+}
+
+/// The exit code of a finished command. openssh reports exit 127 as an
+/// error ("remote command not found") and a command killed by a signal as
+/// `RemoteProcessTerminated`; both are outcomes of the command, not of the
+/// connection, so they become a status here and the caller keeps stderr.
+fn exit_code(
+    status: Result<std::process::ExitStatus, openssh::Error>,
+) -> Result<Option<i32>, openssh::Error> {
+    match status {
+        Ok(status) => Ok(status.code()),
+        Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Some(COMMAND_NOT_FOUND))
+        }
+        Err(openssh::Error::RemoteProcessTerminated) => Ok(None),
+        Err(other) => Err(other),
     }
 }
 
