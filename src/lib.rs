@@ -4,4 +4,5 @@
 
 pub mod facts;
 pub mod lab;
+pub mod operations;
 pub mod ssh;

@@ -1,6 +1,6 @@
 //! The SSH layer and the facts against a real lab, as root: namespaces
 //! with a real sshd each, the system ssh client. Each test builds its own
-//! lab with a unique name on its own subnet (10.213.240-254.N, above the
+//! lab with a unique name on its own subnet (10.213.240-251.0/24, above the
 //! lab tests' range) and a guard removes it even when the test panics.
 
 use std::fs;
@@ -16,12 +16,13 @@ use hactl::facts::{
     TimeSyncFact, VrrpFirewall, VrrpProbe, VrrpReachability,
 };
 use hactl::lab::{Lab, LabHost, LabName, LabPaths};
+use hactl::operations::{Plan, PutFile};
 use hactl::ssh::{HostKeyPolicy, Pool, RemoteCommand, SshError, SshOptions, Target};
 
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
 
 /// Labs per run of this binary; each gets one subnet.
-const LABS_PER_RUN: u8 = 3;
+const LABS_PER_RUN: u8 = 4;
 
 /// A lab removed when the test ends, however it ends.
 struct TestLab {
@@ -38,7 +39,7 @@ impl TestLab {
         let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
         assert!(n < LABS_PER_RUN, "out of test subnets");
         let pid = std::process::id();
-        let subnet = 240 + u8::try_from(pid % 5).unwrap() * LABS_PER_RUN + n;
+        let subnet = 240 + u8::try_from(pid % 3).unwrap() * LABS_PER_RUN + n;
         let name = LabName::new(&format!("s{pid:x}x{n}")).unwrap();
         let hosts: Vec<LabHost> = (1..=count)
             .map(|i| {
@@ -256,6 +257,29 @@ fn commands_fan_out_over_hosts_and_report_failures() {
 }
 
 #[test]
+fn an_interrupt_handler_can_stop_every_master_while_the_pool_lives() {
+    let test_lab = TestLab::up(2);
+    let targets = test_lab.targets();
+    let rt = runtime();
+    let pool = Pool::new(options()).unwrap();
+    let results = rt.block_on(pool.fan_out(&targets, |session| async move {
+        session.run_argv(&["true"]).await
+    }));
+    assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+    let pids = pool.master_pids();
+    assert_eq!(pids.len(), 2);
+    // What `close_on_interrupt` does on SIGINT, from another thread.
+    let closer = pool.closer();
+    std::thread::spawn(move || closer.close()).join().unwrap();
+    assert_gone_soon(&pids);
+    assert_eq!(pool.master_pids(), Vec::<u32>::new());
+    // The sessions are dead: a command now fails with a session error.
+    let h1 = rt.block_on(pool.connect(&targets[0])).unwrap();
+    let after = rt.block_on(h1.run_argv(&["true"]));
+    assert!(matches!(after, Err(SshError::Session { .. })), "{after:?}");
+}
+
+#[test]
 fn host_keys_are_checked_strictly_unless_trust_on_first_use_is_asked() {
     let test_lab = TestLab::up(1);
     let target = test_lab.targets().remove(0);
@@ -425,6 +449,21 @@ fn facts_match_the_lab() {
             path: "/var/lib/hactl/none".into(),
         };
         assert_eq!(facts::gather(&s1, &missing).await.unwrap(), None);
+
+        // An operation: the first check plans an upload, the second is a
+        // no-op with its reason.
+        let put = PutFile {
+            path: "/etc/hactl/op.conf".into(),
+            content: b"priority 100\n".to_vec(),
+            mode: 0o600,
+        };
+        let plan = put.check(&s1).await.unwrap();
+        assert!(!plan.is_noop(), "{plan:?}");
+        put.apply(&s1, &plan).await.unwrap();
+        match put.check(&s1).await.unwrap() {
+            Plan::NoOp { reason } => assert!(reason.contains("up to date"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
 
         // A process under a pid file: the lab host's sshd.
         let sshd = PidFileProcess {

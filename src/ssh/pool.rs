@@ -143,12 +143,20 @@ impl Pool {
         close_masters(&self.masters);
     }
 
+    /// A handle that stops every master of this pool from anywhere (another
+    /// thread, a signal handler task), also masters connected later.
+    pub fn closer(&self) -> MasterCloser {
+        MasterCloser {
+            masters: self.masters.clone(),
+        }
+    }
+
     /// Spawns a task that, on Ctrl-C or SIGTERM, stops every master of this
     /// pool and exits with status 130: `process::exit` runs no destructors,
     /// so without this an interrupted run would leave masters behind until
     /// their idle timeout. Call it from within the tokio runtime.
     pub fn close_on_interrupt(&self) -> tokio::task::JoinHandle<()> {
-        let masters = self.masters.clone();
+        let closer = self.closer();
         tokio::spawn(async move {
             let mut terminate =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -164,9 +172,23 @@ impl Pool {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = terminated => {}
             }
-            close_masters(&masters);
+            closer.close();
             std::process::exit(INTERRUPTED_EXIT);
         })
+    }
+}
+
+/// Stops a pool's masters; see [`Pool::closer`].
+#[derive(Debug, Clone)]
+pub struct MasterCloser {
+    masters: Masters,
+}
+
+impl MasterCloser {
+    /// Stops every master started so far. Synchronous, so it also works
+    /// when the runtime is shutting down.
+    pub fn close(&self) {
+        close_masters(&self.masters);
     }
 }
 
