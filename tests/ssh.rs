@@ -1,6 +1,6 @@
 //! The SSH layer and the facts against a real lab, as root: namespaces
 //! with a real sshd each, the system ssh client. Each test builds its own
-//! lab with a unique name on its own subnet (10.213.240-251.0/24, above the
+//! lab with a unique name on its own subnet (10.213.240-254.0/24, above the
 //! lab tests' range) and a guard removes it even when the test panics.
 
 use std::fs;
@@ -22,7 +22,7 @@ use hactl::ssh::{HostKeyPolicy, Pool, RemoteCommand, SshError, SshOptions, Targe
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
 
 /// Labs per run of this binary; each gets one subnet.
-const LABS_PER_RUN: u8 = 4;
+const LABS_PER_RUN: u8 = 5;
 
 /// A lab removed when the test ends, however it ends.
 struct TestLab {
@@ -254,6 +254,117 @@ fn commands_fan_out_over_hosts_and_report_failures() {
     }
     drop(pool);
     assert_gone_soon(&pids);
+}
+
+/// Set for the child half of the Ctrl-C test: the targets, one per line,
+/// as "host address port key known_hosts".
+const INTERRUPT_CHILD: &str = "HACTL_SSH_TEST_INTERRUPT_TARGETS";
+
+/// Where the child half writes its masters' PIDS.
+const INTERRUPT_CHILD_PIDS: &str = "HACTL_SSH_TEST_INTERRUPT_PIDS";
+
+/// The child half of `ctrl_c_stops_every_master`: connects, prints its
+/// masters' PIDs, and waits to be interrupted. Returns at once when not
+/// started by that test.
+#[test]
+fn interrupt_child() {
+    let Ok(spec) = std::env::var(INTERRUPT_CHILD) else {
+        return;
+    };
+    let targets: Vec<Target> = spec
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            Target {
+                port: words[2].parse().unwrap(),
+                identity_file: Some(words[3].into()),
+                known_hosts: Some(words[4].into()),
+                ..Target::new(words[0], words[1])
+            }
+        })
+        .collect();
+    runtime().block_on(async {
+        let pool = Pool::new(options()).unwrap();
+        let _handler = pool.close_on_interrupt();
+        let results = pool
+            .fan_out(&targets, |session| async move {
+                session.run_argv(&["true"]).await
+            })
+            .await;
+        assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
+        let pids: Vec<String> = pool.master_pids().iter().map(u32::to_string).collect();
+        let report = PathBuf::from(std::env::var(INTERRUPT_CHILD_PIDS).unwrap());
+        let text = format!("{}\n{}", pids.join(" "), pool.control_dir().display());
+        fs::write(report.with_extension("tmp"), text).unwrap();
+        fs::rename(report.with_extension("tmp"), &report).unwrap();
+        std::future::pending::<()>().await;
+    });
+}
+
+#[test]
+fn ctrl_c_stops_every_master() {
+    let test_lab = TestLab::up(2);
+    let spec: Vec<String> = test_lab
+        .targets()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {} {} {}",
+                t.host,
+                t.address,
+                t.port,
+                t.identity_file.as_ref().unwrap().display(),
+                t.known_hosts.as_ref().unwrap().display()
+            )
+        })
+        .collect();
+    let report = test_lab.paths.root().join("child-pids");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "interrupt_child", "--test-threads=1"])
+        .env(INTERRUPT_CHILD, spec.join("\n"))
+        .env(INTERRUPT_CHILD_PIDS, &report)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !report.exists() {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child reported no master PIDs");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = fs::read_to_string(&report).unwrap();
+    let (pids, control_dir) = text.split_once('\n').unwrap();
+    let control_dir = PathBuf::from(control_dir);
+    assert!(control_dir.is_dir());
+    let pids: Vec<u32> = pids.split(' ').map(|pid| pid.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2);
+    for pid in &pids {
+        assert!(runs(*pid), "master {pid} is not running");
+    }
+    let child_pid = rustix::process::Pid::from_raw(i32::try_from(child.id()).unwrap()).unwrap();
+    rustix::process::kill_process(child_pid, rustix::process::Signal::INT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the child did not exit on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert_gone_soon(&pids);
+    assert!(
+        !control_dir.exists(),
+        "{} left behind",
+        control_dir.display()
+    );
 }
 
 #[test]

@@ -61,6 +61,11 @@ impl Pool {
         })
     }
 
+    /// The directory holding this pool's control sockets.
+    pub fn control_dir(&self) -> &std::path::Path {
+        self.control_dir.path()
+    }
+
     pub fn options(&self) -> &SshOptions {
         &self.options
     }
@@ -152,11 +157,12 @@ impl Pool {
     }
 
     /// Spawns a task that, on Ctrl-C or SIGTERM, stops every master of this
-    /// pool and exits with status 130: `process::exit` runs no destructors,
-    /// so without this an interrupted run would leave masters behind until
-    /// their idle timeout. Call it from within the tokio runtime.
+    /// pool, removes its control directory and exits with status 130:
+    /// `process::exit` runs no destructors, so without this an interrupted
+    /// run would leave masters behind until their idle timeout. Call it from within the tokio runtime.
     pub fn close_on_interrupt(&self) -> tokio::task::JoinHandle<()> {
         let closer = self.closer();
+        let control_dir = self.control_dir.path().to_path_buf();
         tokio::spawn(async move {
             let mut terminate =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -173,6 +179,7 @@ impl Pool {
                 _ = terminated => {}
             }
             closer.close();
+            let _ = std::fs::remove_dir_all(&control_dir);
             std::process::exit(INTERRUPTED_EXIT);
         })
     }
