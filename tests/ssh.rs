@@ -374,7 +374,7 @@ fn an_interrupt_handler_can_stop_every_master_while_the_pool_lives() {
     let rt = runtime();
     let pool = Pool::new(options()).unwrap();
     let results = rt.block_on(pool.fan_out(&targets, |session| async move {
-        session.run_argv(&["true"]).await
+        session.run_argv(&["true"]).await.map(|_| session)
     }));
     assert!(results.iter().all(|r| r.result.is_ok()), "{results:?}");
     let pids = pool.master_pids();
@@ -384,10 +384,24 @@ fn an_interrupt_handler_can_stop_every_master_while_the_pool_lives() {
     std::thread::spawn(move || closer.close()).join().unwrap();
     assert_gone_soon(&pids);
     assert_eq!(pool.master_pids(), Vec::<u32>::new());
-    // The sessions are dead: a command now fails with a session error.
-    let h1 = rt.block_on(pool.connect(&targets[0])).unwrap();
+    // A session whose master is gone fails its commands; the pool
+    // connects again on the next use.
+    let h1 = results[0].result.as_ref().unwrap();
+    assert!(!h1.is_connected());
     let after = rt.block_on(h1.run_argv(&["true"]));
     assert!(matches!(after, Err(SshError::Session { .. })), "{after:?}");
+    let fresh = rt.block_on(pool.connect(&targets[0])).unwrap();
+    assert!(fresh.is_connected());
+    assert!(!pids.contains(&fresh.master_pid().unwrap()));
+    assert_eq!(
+        rt.block_on(fresh.run_argv(&["uname", "-n"]))
+            .unwrap()
+            .trim(),
+        "h1"
+    );
+    let new_pids = pool.master_pids();
+    drop(pool);
+    assert_gone_soon(&new_pids);
 }
 
 #[test]

@@ -230,6 +230,12 @@ impl MasterHandle {
         *self.pid.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Whether the master still runs: not stopped, and its process alive
+    /// (ssh exits on its own when the host stops answering keepalives).
+    pub(crate) fn is_running(&self) -> bool {
+        self.pid().is_some_and(is_ssh_process)
+    }
+
     /// Asks the master to exit over its socket, then SIGTERMs it if it is
     /// still there after a grace period. Only a PID that still names an ssh
     /// process is signalled, so a reused PID is left alone.

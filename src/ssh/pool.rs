@@ -71,11 +71,17 @@ impl Pool {
     }
 
     /// The logged-in session of `target`, connecting on first use. A failed
-    /// connection is not remembered: the next call tries again.
+    /// connection is not remembered, and a master that has gone away (closed,
+    /// or dropped by ssh when the host stopped answering) is replaced: the
+    /// next call connects again.
     pub async fn connect(&self, target: &Target) -> Result<Arc<HostSession>, SshError> {
         let cell = {
             let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-            sessions.entry(target.host.clone()).or_default().clone()
+            let entry = sessions.entry(target.host.clone()).or_default();
+            if entry.get().is_some_and(|session| !session.is_connected()) {
+                *entry = Arc::default();
+            }
+            entry.clone()
         };
         cell.get_or_try_init(|| async {
             let control_path = self.control_dir.path().join(self.socket_name());

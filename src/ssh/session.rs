@@ -128,9 +128,14 @@ impl HostSession {
         &self.target.host
     }
 
-    /// The PID of this host's ssh master, while it runs.
+    /// The PID of this host's ssh master, until it is stopped.
     pub fn master_pid(&self) -> Option<u32> {
         self.master.pid()
+    }
+
+    /// Whether the master connection is still there to run commands.
+    pub fn is_connected(&self) -> bool {
+        self.master.is_running()
     }
 
     /// The command line `command` is sent as.
