@@ -331,13 +331,14 @@ impl RunningCommand {
                 stderr: all_stderr,
             })
         };
-        tokio::time::timeout(limit, run)
-            .await
-            .unwrap_or(Err(SshError::CommandTimeout {
+        match tokio::time::timeout(limit, run).await {
+            Ok(result) => result,
+            Err(_) => Err(SshError::CommandTimeout {
                 host: self.host,
                 command: self.command,
                 after: limit,
-            }))
+            }),
+        }
     }
 }
 
