@@ -3,11 +3,7 @@
 
 use clap::Parser;
 
-/// Deploy, drill and audit VRRP load-balancer pairs from an Ansible inventory.
-#[derive(Parser, Debug)]
-#[command(name = "hactl", version, about)]
-struct Arguments {}
-
 fn main() {
-    let _args = Arguments::parse();
+    let args = hactl::arguments::Arguments::parse();
+    std::process::exit(hactl::run(args));
 }

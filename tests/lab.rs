@@ -459,3 +459,113 @@ fn up_repairs_a_lab_on_two_subnets_whose_sshd_died() {
         .unwrap();
     assert!(status.success());
 }
+
+// ===== the CLI on inventories/lab.yaml =====
+
+/// `hactl lab down` for an inventory, however the test ends.
+struct CliLab {
+    inventory: PathBuf,
+    state: PathBuf,
+}
+
+impl CliLab {
+    fn hactl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_hactl"))
+            .args(args)
+            .arg(&self.inventory)
+            .env("HACTL_LAB_DIR", &self.state)
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for CliLab {
+    fn drop(&mut self) {
+        let _ = self.hactl(&["lab", "down"]);
+        let _ = fs::remove_dir_all(self.inventory.parent().unwrap());
+    }
+}
+
+/// The demo inventory, moved to subnet 10.213.250.0/24 (outside the
+/// library tests' subnets) and a lab name of this run, built through the
+/// binary: every host answers SSH with its own hostname, `up` again changes
+/// nothing, `exec` runs inside the host, and `down` leaves no namespace.
+#[test]
+fn the_cli_builds_the_demo_inventory_and_removes_it() {
+    assert!(
+        is_root(),
+        "the lab tests build namespaces: run them as root"
+    );
+    let pid = std::process::id();
+    let dir = std::env::temp_dir().join(format!("hactl-lab-cli-{pid}"));
+    fs::create_dir_all(&dir).unwrap();
+    let demo = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lab.yaml"))
+        .unwrap()
+        .replace("10.213.0.", "10.213.250.");
+    let inventory = dir.join(format!("cli{pid:x}.yaml"));
+    fs::write(&inventory, demo).unwrap();
+    let lab = CliLab {
+        inventory,
+        state: dir.join("state"),
+    };
+    let lab_name = format!("cli{pid:x}");
+
+    let up = lab.hactl(&["lab", "up"]);
+    assert!(up.status.success(), "lab up: {}", text(&up.stderr));
+
+    let status = lab.hactl(&["--json", "lab", "status"]);
+    assert!(
+        status.status.success(),
+        "lab status: {}",
+        text(&status.stderr)
+    );
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let hosts: Vec<&str> = status["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["lb01", "lb02", "lb03", "lb04"]);
+
+    let ssh_config = lab.state.join(&lab_name).join("ssh_config");
+    for host in &hosts {
+        let out = Command::new("ssh")
+            .arg("-F")
+            .arg(&ssh_config)
+            .args(["-o", "BatchMode=yes", host, "hostname"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ssh {host}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), *host);
+    }
+
+    let again = lab.hactl(&["lab", "up"]);
+    assert!(again.status.success());
+    assert!(
+        text(&again.stdout).contains("nothing changed"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let exec = Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .arg("-i")
+        .arg(&lab.inventory)
+        .args(["lab", "exec", "lb03", "--", "hostname"])
+        .env("HACTL_LAB_DIR", &lab.state)
+        .output()
+        .unwrap();
+    assert!(exec.status.success(), "lab exec: {}", text(&exec.stderr));
+    assert_eq!(text(&exec.stdout), "lb03");
+
+    let down = lab.hactl(&["lab", "down"]);
+    assert!(down.status.success(), "lab down: {}", text(&down.stderr));
+    let namespaces = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    assert!(
+        !text(&namespaces.stdout).contains(&format!("hl-{lab_name}")),
+        "namespaces left: {}",
+        text(&namespaces.stdout)
+    );
+    assert!(!lab.state.join(&lab_name).exists());
+}

@@ -8,7 +8,10 @@
 
 pub mod check;
 pub mod config;
+pub mod gratuitous;
 pub mod instance;
+pub mod netlink;
 pub mod packet;
 pub mod router;
 pub mod sim;
+mod sys;

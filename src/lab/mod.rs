@@ -20,6 +20,7 @@
 mod down;
 mod error;
 mod holder;
+pub mod inventory;
 mod names;
 mod paths;
 mod ssh;

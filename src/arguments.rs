@@ -1,0 +1,101 @@
+//! The command line as clap parses it: raw flags and arguments, no checks
+//! beyond clap's own. `config.rs` turns these into a validated `Config`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Deploy, drill and audit VRRP load-balancer pairs from an Ansible inventory.
+#[derive(Parser, Debug)]
+#[command(name = "hactl", version, about, propagate_version = true)]
+pub struct Arguments {
+    /// Inventory file (else $HACTL_INVENTORY, else `inventory` in ./ansible.cfg)
+    #[arg(short = 'i', long, global = true, value_name = "FILE")]
+    pub inventory: Option<PathBuf>,
+    /// Only these hosts: an Ansible host pattern (`lb01,web:!lb02`, `lb*`, `web:&db`)
+    #[arg(long, global = true, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// How many hosts to work on at once
+    #[arg(long, global = true, value_name = "N", default_value_t = 10)]
+    pub forks: usize,
+    /// Print JSON on stdout instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// No colours (also when NO_COLOR is set)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Use the templates in DIR instead of the built-in ones
+    #[arg(long, global = true, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show the resolved cluster plan (pairs, instances, roles, VRIDs)
+    Inventory(InventoryArgs),
+    /// Print (or write) the files a host would get; secrets are redacted on stdout
+    Render(RenderArgs),
+    /// Print a shell completion script
+    Completions {
+        /// Shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout
+    Man,
+    /// A local replica of the inventory's hosts in network namespaces
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LabCommand {
+    /// Build the lab (running it again changes nothing)
+    Up(LabArgs),
+    /// Remove the lab: processes, namespaces, links, state
+    Down(LabArgs),
+    /// Each host: namespace, sshd, answers SSH
+    Status(LabArgs),
+    /// Run a command inside a lab host's namespaces
+    Exec {
+        /// The inventory host
+        host: String,
+        /// The command and its arguments (after `--`)
+        #[arg(last = true, required = true, value_name = "CMD")]
+        command: Vec<std::ffi::OsString>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// Inventory file (same as --inventory)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InventoryArgs {
+    /// Inventory file (same as --inventory)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Only check the inventory and the plan; print nothing on success
+    #[arg(long, conflicts_with = "list")]
+    pub validate: bool,
+    /// Print the JSON `ansible-inventory --list` prints
+    #[arg(long)]
+    pub list: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Inventory file (same as --inventory)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The host whose files to render
+    #[arg(long, value_name = "HOST")]
+    pub host: String,
+    /// Write the files (in full, mode 0600) into DIR instead of printing them
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}

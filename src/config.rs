@@ -1,0 +1,316 @@
+//! The validated configuration of one run: `arguments.rs`'s raw flags turned
+//! into a `Config` (which inventory, which hosts, how to print) and a
+//! `Command` to run. The inventory is chosen in this order: `-i/--inventory`
+//! or the positional FILE, `$HACTL_INVENTORY`, then `inventory` in the
+//! `[defaults]` section of `./ansible.cfg` (relative to that file).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::arguments::{Arguments, Command as RawCommand, LabCommand};
+use crate::error::Error;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// The plan as a table (or JSON).
+    InventoryTable,
+    /// Only validate.
+    InventoryValidate,
+    /// `ansible-inventory --list` JSON.
+    InventoryList,
+    Render {
+        host: String,
+        out: Option<PathBuf>,
+    },
+    Completions(clap_complete::Shell),
+    Man,
+    LabUp,
+    LabDown,
+    LabStatus,
+    LabExec {
+        host: String,
+        command: Vec<OsString>,
+    },
+}
+
+/// Everything a command needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub command: Command,
+    /// `None` for commands that need no inventory.
+    pub inventory: Option<PathBuf>,
+    pub limit: Option<String>,
+    pub forks: usize,
+    pub json: bool,
+    pub color: bool,
+    pub templates: Option<PathBuf>,
+    /// Where labs keep their state (`$HACTL_LAB_DIR`, else /var/lib/hactl/lab).
+    pub lab_root: PathBuf,
+}
+
+/// The process environment a config depends on, passed in so tests can
+/// give their own.
+pub struct Environment {
+    pub hactl_inventory: Option<OsString>,
+    pub no_color: bool,
+    pub cwd: PathBuf,
+    pub lab_dir: Option<PathBuf>,
+}
+
+impl Environment {
+    pub fn from_process() -> Self {
+        Self {
+            hactl_inventory: std::env::var_os("HACTL_INVENTORY").filter(|v| !v.is_empty()),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            lab_dir: std::env::var_os("HACTL_LAB_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_arguments(args: Arguments, env: &Environment) -> Result<Self, Error> {
+        if args.forks == 0 {
+            return Err(Error::Usage("--forks must be at least 1".into()));
+        }
+        let (command, file) = match args.command {
+            RawCommand::Inventory(i) => {
+                let c = if i.validate {
+                    Command::InventoryValidate
+                } else if i.list {
+                    Command::InventoryList
+                } else {
+                    Command::InventoryTable
+                };
+                (c, i.file)
+            }
+            RawCommand::Render(r) => (
+                Command::Render {
+                    host: r.host,
+                    out: r.out,
+                },
+                r.file,
+            ),
+            RawCommand::Completions { shell } => (Command::Completions(shell), None),
+            RawCommand::Man => (Command::Man, None),
+            RawCommand::Lab(LabCommand::Up(l)) => (Command::LabUp, l.file),
+            RawCommand::Lab(LabCommand::Down(l)) => (Command::LabDown, l.file),
+            RawCommand::Lab(LabCommand::Status(l)) => (Command::LabStatus, l.file),
+            RawCommand::Lab(LabCommand::Exec { host, command }) => {
+                (Command::LabExec { host, command }, None)
+            }
+        };
+        let needs_inventory = !matches!(command, Command::Completions(_) | Command::Man);
+        let inventory = if needs_inventory {
+            Some(choose_inventory(file.or(args.inventory), env)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            command,
+            inventory,
+            limit: args.limit,
+            forks: args.forks,
+            json: args.json,
+            color: !(args.no_color || env.no_color),
+            templates: args.templates,
+            lab_root: env
+                .lab_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::lab::SYSTEM_LAB_ROOT)),
+        })
+    }
+}
+
+/// Pick the inventory file (see the module doc for the order).
+pub fn choose_inventory(cli: Option<PathBuf>, env: &Environment) -> Result<PathBuf, Error> {
+    if let Some(p) = cli {
+        return Ok(p);
+    }
+    if let Some(p) = &env.hactl_inventory {
+        return Ok(PathBuf::from(p));
+    }
+    let cfg = env.cwd.join("ansible.cfg");
+    if let Ok(text) = std::fs::read_to_string(&cfg)
+        && let Some(value) = ansible_cfg_inventory(&text)
+    {
+        let path = expand_home(&value);
+        return Ok(if path.is_absolute() {
+            path
+        } else {
+            env.cwd.join(path)
+        });
+    }
+    Err(Error::NoInventory)
+}
+
+/// The first entry of `inventory` in the `[defaults]` section of an
+/// ansible.cfg (INI: `key = value` or `key: value`, `#`/`;` comments).
+pub fn ansible_cfg_inventory(text: &str) -> Option<String> {
+    let mut in_defaults = false;
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with(['#', ';']) {
+            continue;
+        }
+        if line.starts_with('[') {
+            in_defaults = line == "[defaults]";
+            continue;
+        }
+        if !in_defaults {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(['=', ':']) else {
+            continue;
+        };
+        if key.trim() != "inventory" {
+            continue;
+        }
+        let value = value
+            .split(" ;")
+            .next()
+            .unwrap_or("")
+            .split(" #")
+            .next()
+            .unwrap_or("");
+        let first = value.split(',').next().unwrap_or("").trim();
+        if !first.is_empty() {
+            found = Some(first.to_string());
+        }
+    }
+    found
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansible_cfg_inventory_lines() {
+        let cases: &[(&str, Option<&str>)] = &[
+            (
+                "[defaults]\ninventory = inv/lab.yaml\n",
+                Some("inv/lab.yaml"),
+            ),
+            ("[defaults]\ninventory: a.yml, b.yml\n", Some("a.yml")),
+            (
+                "[defaults]\n# inventory = x\ninventory = y ; comment\n",
+                Some("y"),
+            ),
+            ("[other]\ninventory = x\n", None),
+            ("[defaults]\nforks = 5\n", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(
+                ansible_cfg_inventory(text).as_deref(),
+                *want,
+                "cfg {text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn arguments_become_commands() {
+        use clap::Parser;
+        let env = Environment {
+            hactl_inventory: None,
+            no_color: true,
+            cwd: PathBuf::from("/nonexistent"),
+            lab_dir: None,
+        };
+        let cases: &[(&[&str], Command, Option<&str>)] = &[
+            (
+                &["inventory", "x.yml"],
+                Command::InventoryTable,
+                Some("x.yml"),
+            ),
+            (
+                &["inventory", "--list", "-i", "y.yml"],
+                Command::InventoryList,
+                Some("y.yml"),
+            ),
+            (
+                &["-i", "a.yml", "inventory", "--validate"],
+                Command::InventoryValidate,
+                Some("a.yml"),
+            ),
+            (
+                &["-i", "a.yml", "render", "--host", "lb01", "b.yml"],
+                Command::Render {
+                    host: "lb01".into(),
+                    out: None,
+                },
+                Some("b.yml"),
+            ),
+            (
+                &["completions", "bash"],
+                Command::Completions(clap_complete::Shell::Bash),
+                None,
+            ),
+            (&["man"], Command::Man, None),
+        ];
+        for (argv, want, inv) in cases {
+            let args =
+                Arguments::try_parse_from(std::iter::once("hactl").chain(argv.iter().copied()))
+                    .unwrap();
+            let config = Config::from_arguments(args, &env).unwrap();
+            assert_eq!(&config.command, want, "{argv:?}");
+            assert_eq!(config.inventory.as_deref(), inv.map(Path::new), "{argv:?}");
+            assert!(!config.color, "NO_COLOR turns colours off");
+        }
+        let args =
+            Arguments::try_parse_from(["hactl", "--forks", "0", "inventory", "a.yml"]).unwrap();
+        assert!(matches!(
+            Config::from_arguments(args, &env),
+            Err(Error::Usage(_))
+        ));
+        let args = Arguments::try_parse_from(["hactl", "inventory"]).unwrap();
+        assert!(matches!(
+            Config::from_arguments(args, &env),
+            Err(Error::NoInventory)
+        ));
+    }
+
+    #[test]
+    fn inventory_choice_order() {
+        let dir = std::env::temp_dir().join(format!("hactl-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ansible.cfg"),
+            "[defaults]\ninventory = from_cfg.yml\n",
+        )
+        .unwrap();
+        let env = |var: Option<&str>| Environment {
+            hactl_inventory: var.map(OsString::from),
+            no_color: false,
+            cwd: dir.clone(),
+            lab_dir: None,
+        };
+        let cases: &[(Option<&str>, Option<&str>, PathBuf)] = &[
+            (Some("cli.yml"), Some("env.yml"), PathBuf::from("cli.yml")),
+            (None, Some("env.yml"), PathBuf::from("env.yml")),
+            (None, None, dir.join("from_cfg.yml")),
+        ];
+        for (cli, var, want) in cases {
+            let got = choose_inventory(cli.map(PathBuf::from), &env(*var)).unwrap();
+            assert_eq!(&got, want);
+        }
+        std::fs::remove_file(dir.join("ansible.cfg")).unwrap();
+        assert!(matches!(
+            choose_inventory(None, &env(None)),
+            Err(Error::NoInventory)
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

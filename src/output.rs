@@ -1,0 +1,132 @@
+//! All terminal output goes through here: results on stdout (tables, JSON,
+//! rendered files), diagnostics on stderr, so `--json` output stays alone on
+//! stdout and nothing interleaves.
+
+use std::io::{IsTerminal, Write};
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
+
+use crate::error::Error;
+use crate::lab::LabStatus;
+use crate::plan::{ClusterPlan, State};
+
+/// Where and how to print.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub color: bool,
+}
+
+impl Output {
+    /// Colour only when asked for and stderr is a terminal.
+    pub fn new(color: bool) -> Self {
+        Self {
+            color: color && std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Should stdout get colours?
+    pub fn stdout_color(&self) -> bool {
+        self.color && std::io::stdout().is_terminal()
+    }
+
+    /// Text on stdout, as is.
+    pub fn text(&self, text: &str) -> Result<(), Error> {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes()).map_err(Error::Stdout)?;
+        out.flush().map_err(Error::Stdout)
+    }
+
+    /// JSON on stdout, 4-space indented like `ansible-inventory`, one
+    /// trailing newline.
+    pub fn json(&self, value: &serde_json::Value) -> Result<(), Error> {
+        let mut buf = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, fmt);
+        serde::Serialize::serialize(value, &mut ser).map_err(|e| Error::Stdout(e.into()))?;
+        buf.push(b'\n');
+        self.text(&String::from_utf8_lossy(&buf))
+    }
+
+    /// One diagnostic line on stderr, prefixed `error: ` (red on a colour
+    /// terminal).
+    pub fn error(&self, message: &str) {
+        let prefix = if self.color {
+            "\x1b[1;31merror\x1b[0m"
+        } else {
+            "error"
+        };
+        let _ = writeln!(std::io::stderr().lock(), "{prefix}: {message}");
+    }
+}
+
+/// The plan as a table: one row per instance and host.
+pub fn plan_table(plan: &ClusterPlan, hosts: Option<&[String]>, color: bool) -> String {
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    table.set_content_arrangement(ContentArrangement::Disabled);
+    if color {
+        table.enforce_styling();
+    } else {
+        table.force_no_tty();
+    }
+    table.set_header(vec![
+        "pair",
+        "instance",
+        "host",
+        "role",
+        "priority",
+        "VRID",
+        "multicast group",
+        "VIPs",
+    ]);
+    for pair in &plan.pairs {
+        for inst in &pair.instances {
+            for role in &inst.roles {
+                if hosts.is_some_and(|h| !h.contains(&role.host)) {
+                    continue;
+                }
+                let state = Cell::new(role.state.to_string());
+                let state = match (color, role.state) {
+                    (true, State::Master) => state.fg(Color::Green),
+                    _ => state,
+                };
+                let vips: Vec<String> = inst.vips.iter().map(|v| v.to_string()).collect();
+                table.add_row(vec![
+                    Cell::new(&pair.name),
+                    Cell::new(&inst.name),
+                    Cell::new(&role.host),
+                    state,
+                    Cell::new(role.priority),
+                    Cell::new(inst.vrid),
+                    Cell::new(pair.mcast_group),
+                    Cell::new(vips.join(" ")),
+                ]);
+            }
+        }
+    }
+    format!("{table}\n")
+}
+
+/// `hactl lab status`: one row per host.
+pub fn lab_status_table(status: &LabStatus) -> String {
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    table.set_content_arrangement(ContentArrangement::Disabled);
+    table.force_no_tty();
+    table.set_header(vec!["host", "address", "namespace", "sshd", "answers SSH"]);
+    for host in &status.hosts {
+        table.add_row(vec![
+            host.name.clone(),
+            format!("{}:{}", host.address, host.ssh_port),
+            if host.namespace_exists {
+                host.namespace.clone()
+            } else {
+                format!("{} (missing)", host.namespace)
+            },
+            host.sshd_pid
+                .map_or_else(|| "down".to_string(), |pid| format!("pid {pid}")),
+            if host.answers_ssh { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    format!("lab {}\n{table}\n", status.lab)
+}

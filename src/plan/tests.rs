@@ -1,0 +1,182 @@
+//! Table-driven tests of plan resolution: roles and priorities, allocation,
+//! and one case per validation error class.
+
+use std::path::Path;
+
+use super::*;
+use crate::inventory::{Inventory, yaml};
+
+fn load(text: &str) -> Inventory {
+    let node = yaml::load_str(text, Path::new("t.yml")).unwrap();
+    Inventory::from_node(Path::new("t.yml"), &node).unwrap()
+}
+
+fn plan(text: &str) -> Result<ClusterPlan, PlanErrors> {
+    resolve(&load(text), &|k| {
+        (k == "VRRP_PASS").then(|| "envpass".to_string())
+    })
+}
+
+/// A pair `web` with hosts lb01/lb02 on 10.0.0.0/24 and the given extra
+/// lines under the pair's `vars:` (indented by 10).
+fn web(extra: &str) -> String {
+    format!(
+        "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          vars:\n            hactl_interface: eth0\n{extra}          hosts:\n            lb01: {{ansible_host: 10.0.0.51}}\n            lb02: {{ansible_host: 10.0.0.52}}\n"
+    )
+}
+
+const WWW: &str = "            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb02}\n";
+
+#[test]
+fn roles_and_default_priorities() {
+    let p = plan(&web(WWW)).unwrap();
+    let inst = &p.pairs[0].instances[0];
+    let got: Vec<(String, State, u8)> = inst
+        .roles
+        .iter()
+        .map(|r| (r.host.clone(), r.state, r.priority))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("lb02".into(), State::Master, 150),
+            ("lb01".into(), State::Backup, 100)
+        ]
+    );
+    assert!((1..=255).contains(&inst.vrid));
+    assert!(allocate::mcast_pool().contains(&p.pairs[0].mcast_group));
+    assert_eq!(p.pairs[0].segment, "10.0.0.0/24@eth0");
+}
+
+#[test]
+fn explicit_values_are_respected() {
+    let extra = "            hactl_mcast_group: 224.0.0.200\n            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, vrid: 42, priority: {lb01: 200, lb02: 10}}\n";
+    let p = plan(&web(extra)).unwrap();
+    let inst = &p.pairs[0].instances[0];
+    assert_eq!(inst.vrid, 42);
+    assert_eq!(p.pairs[0].mcast_group, Ipv4Addr::new(224, 0, 0, 200));
+    let prios: Vec<u8> = inst.roles.iter().map(|r| r.priority).collect();
+    assert_eq!(prios, vec![200, 10]);
+}
+
+#[test]
+fn allocation_is_deterministic_and_unique_per_segment() {
+    let two = concat!(
+        "all:\n  vars: {hactl_interface: eth0}\n  children:\n    hactl_pairs:\n      children:\n",
+        "        b:\n          vars:\n            hactl_instances:\n",
+        "              - {name: x, vips: [10.0.0.60/24], master: lb03}\n",
+        "              - {name: y, vips: [10.0.0.61/24], master: lb04}\n",
+        "          hosts: {lb03: {ansible_host: 10.0.0.13}, lb04: {ansible_host: 10.0.0.14}}\n",
+        "        a:\n          vars:\n            hactl_instances:\n",
+        "              - {name: x, vips: [10.0.0.50/24], master: lb01}\n",
+        "          hosts: {lb01: {ansible_host: 10.0.0.11}, lb02: {ansible_host: 10.0.0.12}}\n",
+    );
+    let p1 = plan(two).unwrap();
+    let p2 = plan(two).unwrap();
+    let vrids = |p: &ClusterPlan| -> Vec<u8> {
+        p.pairs
+            .iter()
+            .flat_map(|x| x.instances.iter().map(|i| i.vrid))
+            .collect()
+    };
+    let groups =
+        |p: &ClusterPlan| -> Vec<Ipv4Addr> { p.pairs.iter().map(|x| x.mcast_group).collect() };
+    assert_eq!(vrids(&p1), vrids(&p2));
+    assert_eq!(groups(&p1), groups(&p2));
+    let mut v = vrids(&p1);
+    v.sort();
+    v.dedup();
+    assert_eq!(v.len(), 3, "VRIDs unique on the segment");
+    assert_ne!(p1.pairs[0].mcast_group, p1.pairs[1].mcast_group);
+    // The same instance name in two pairs gets independent numbers.
+    assert_eq!(p1.pairs[0].segment, p1.pairs[1].segment);
+}
+
+/// Two pairs on 10.0.0.0/24; placeholders VRID_A/VRID_B (instance keys)
+/// and GROUP_A/GROUP_B (pair variables) are replaced by each case.
+const TWO_PAIRS: &str = concat!(
+    "all:\n  vars: {hactl_interface: eth0}\n  children:\n    hactl_pairs:\n      children:\n",
+    "        a:\n          vars:\n            GROUP_A\n            hactl_instances:\n",
+    "              - {name: x, vips: [10.0.0.50/24], master: lb01, VRID_A}\n",
+    "          hosts: {lb01: {ansible_host: 10.0.0.11}, lb02: {ansible_host: 10.0.0.12}}\n",
+    "        b:\n          vars:\n            GROUP_B\n            hactl_instances:\n",
+    "              - {name: y, vips: [10.0.0.60/24], master: lb03, VRID_B}\n",
+    "          hosts: {lb03: {ansible_host: 10.0.0.13}, lb04: {ansible_host: 10.0.0.14}}\n",
+);
+
+/// Fill the placeholders a case left alone with neutral values.
+fn two(text: String) -> String {
+    text.replace("VRID_A", "preempt: true")
+        .replace("VRID_B", "preempt: true")
+        .replace("GROUP_A", "# -")
+        .replace("GROUP_B", "# -")
+}
+
+#[test]
+fn each_error_class_names_line_and_key() {
+    let pair = |body: &str| web(body);
+    let cases: Vec<(String, &str, usize, &str)> = vec![
+        (pair("            hactl_intrface: eth1\n"), "hactl_intrface", 8, "did you mean `hactl_interface`"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.9.0.50/24], master: lb01}\n"), "hactl_instances", 9, "outside the subnet 10.0.0.0/24"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.51/24], master: lb01}\n"), "hactl_instances", 9, "is the address of host `lb01`"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, priority: {lb02: 255}}\n"), "hactl_instances", 9, "must be from 1 to 254"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, priority: {lb02: 180}}\n"), "hactl_instances", 9, "must be below 150"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb09}\n"), "hactl_instances", 9, "not a host of the pair"),
+        (pair("            hactl_auth_pass: longerthan8\n            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01}\n"), "hactl_auth_pass", 8, "at most 8"),
+        (pair("            hactl_vrrp_version: 3\n            hactl_auth_pass: short\n            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01}\n"), "hactl_auth_pass", 9, "VRRPv3 has no authentication"),
+        (pair("            hactl_instances:\n              - {name: a, vips: [10.0.0.50/24], master: lb01, vrid: 7}\n              - {name: b, vips: [10.0.0.60/24], master: lb01, vrid: 7}\n"), "hactl_instances", 10, "VRID 7"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, track: [nginx]}\n"), "hactl_instances", 9, "not in hactl_checks"),
+        (pair("            hactl_instances:\n              - {name: www, vips: [10.0.0.50/24], master: lb01, vipz: []}\n"), "hactl_instances", 9, "did you mean `vips`"),
+        ("all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          vars:\n            hactl_interface: eth0\n            hactl_instances:\n              - {name: www, vips: [10.0.0.200/24], master: lb01}\n          hosts:\n            lb01: {ansible_host: 192.168.1.1, hactl_address: 10.0.0.51/25}\n            lb02: {ansible_host: 192.168.1.2, hactl_address: 10.0.0.52/25}\n".to_string(), "hactl_instances", 9, "outside the subnet 10.0.0.0/25"),
+        (two(TWO_PAIRS.replace("VRID_A", "vrid: 9").replace("VRID_B", "vrid: 9")), "hactl_instances", 16, "VRID 9 of `b/y` is already used by `a/x`"),
+        (two(TWO_PAIRS.replace("GROUP_A", "hactl_mcast_group: 224.0.0.160").replace("GROUP_B", "hactl_mcast_group: 224.0.0.160")), "hactl_mcast_group", 14, "already used by pair `a`"),
+        (two(TWO_PAIRS.replace("10.0.0.13", "10.0.1.13")), "hactl_address", 12, "different subnets"),
+        (two(TWO_PAIRS.replace("10.0.0.60/24", "10.0.0.50/24")), "hactl_instances", 16, "VIP 10.0.0.50 of `b/y` is already used by `a/x` (t.yml:10)"),
+        ("all:\n  children:\n    hactl_pairs:\n      hosts:\n        stray:\n".to_string(), "hactl_pairs", 5, "sits directly in `hactl_pairs`"),
+        ("all:\n  children:\n    hactl_pairs:\n      children:\n        solo:\n          hosts: {lb01: }\n".to_string(), "solo", 5, "a pair needs 2 or more"),
+    ];
+    for (text, key, line, needle) in cases {
+        let errs = plan(&text).expect_err(&text).0;
+        let hit = errs
+            .iter()
+            .find(|e| e.key == key && e.message.contains(needle));
+        let Some(e) = hit else {
+            panic!("no `{key}` error containing `{needle}` in {errs:?}\n{text}");
+        };
+        assert_eq!(e.origin.as_ref().map(|o| o.line), Some(line), "{e}\n{text}");
+        assert!(
+            e.to_string().starts_with(&format!("t.yml:{line}: {key}: ")),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn auth_pass_sources_and_redaction() {
+    let cases = [
+        ("            hactl_auth_pass: s3cret\n", "s3cret"),
+        ("            hactl_auth_pass: {env: VRRP_PASS}\n", "envpass"),
+    ];
+    for (line, want) in cases {
+        let p = plan(&web(&format!("{line}{WWW}"))).unwrap();
+        let s = p.pairs[0].auth_pass.as_ref().unwrap();
+        assert_eq!(s.expose(), want);
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(!json.contains(want), "{json}");
+        assert!(!format!("{p:?}").contains(want));
+    }
+}
+
+#[test]
+fn centiseconds_format() {
+    let cases = [
+        (100, "1"),
+        (50, "0.5"),
+        (125, "1.25"),
+        (10, "0.1"),
+        (300, "3"),
+    ];
+    for (c, want) in cases {
+        assert_eq!(format_centis(c), want);
+    }
+}
