@@ -5,9 +5,12 @@
 pub mod arguments;
 pub mod config;
 pub mod error;
+pub mod facts;
 pub mod inventory;
 pub mod lab;
+pub mod operations;
 pub mod output;
+pub mod ssh;
 pub mod subcommand;
 
 use arguments::Arguments;
