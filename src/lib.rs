@@ -12,6 +12,7 @@ pub mod operations;
 pub mod output;
 pub mod ssh;
 pub mod subcommand;
+pub mod targets;
 
 use arguments::Arguments;
 use config::{Config, Environment};
