@@ -16,7 +16,7 @@ pub struct Arguments {
     #[arg(long, global = true, value_name = "PATTERN")]
     pub limit: Option<String>,
     /// How many hosts to work on at once
-    #[arg(long, global = true, value_name = "N", default_value_t = 10)]
+    #[arg(long, global = true, value_name = "N", default_value_t = 5)]
     pub forks: usize,
     /// Print JSON on stdout instead of tables
     #[arg(long, global = true)]

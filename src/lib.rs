@@ -5,10 +5,14 @@
 pub mod arguments;
 pub mod config;
 pub mod error;
+pub mod facts;
 pub mod inventory;
 pub mod lab;
+pub mod operations;
 pub mod output;
+pub mod ssh;
 pub mod subcommand;
+pub mod targets;
 
 use arguments::Arguments;
 use config::{Config, Environment};
