@@ -8,10 +8,16 @@
 
 pub mod check;
 pub mod config;
+pub mod daemon;
+pub mod glue;
 pub mod gratuitous;
 pub mod instance;
 pub mod netlink;
+pub mod network;
+pub mod notify;
 pub mod packet;
 pub mod router;
 pub mod sim;
+pub mod status;
 mod sys;
+pub mod track;

@@ -2,7 +2,8 @@
 //! codes.
 //!
 //! Exit codes: 0 success, 1 the config is unusable (unreadable or invalid),
-//! 2 bad command line (clap). Diagnostics go to stderr, one `FILE:LINE:
+//! 2 bad command line (clap), 3 the host refused (sockets, addresses, the
+//! status socket unreachable). Diagnostics go to stderr, one `FILE:LINE:
 //! message` per line; reports go to stdout. A closed stdout (`| head`) is not
 //! an error.
 
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use hactl_agent::check::{self, CheckError, Format};
 use hactl_agent::config::ConfigError;
+use hactl_agent::{daemon, status};
 
 #[derive(Parser)]
 #[command(
@@ -22,7 +24,13 @@ use hactl_agent::config::ConfigError;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Without a subcommand: the config to run (as `run -f`).
+    #[arg(short = 'f', long = "use-file", value_name = "FILE", global = false)]
+    file: Option<PathBuf>,
+    /// Without a subcommand: check the config and exit (as `check`).
+    #[arg(long = "config-test")]
+    config_test: bool,
 }
 
 #[derive(Subcommand)]
@@ -30,6 +38,43 @@ enum Command {
     /// Check a keepalived.conf and summarize it; exit 1 with FILE:LINE
     /// messages when it is invalid.
     Check(CheckArgs),
+    /// Run the VRRP daemon in the foreground (logs on stderr).
+    Run(RunArgs),
+    /// Print the status of the running agent.
+    Status(StatusArgs),
+    /// Remove the VIPs a killed agent left behind (recorded in the state
+    /// directory).
+    Cleanup(CleanupArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The keepalived.conf to run.
+    #[arg(short = 'f', long = "use-file", value_name = "FILE")]
+    file: PathBuf,
+    /// The status socket.
+    #[arg(long, value_name = "PATH", default_value = status::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Where the agent records the VIPs it adds.
+    #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The status socket.
+    #[arg(long, value_name = "PATH", default_value = status::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print the JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct CleanupArgs {
+    /// The state directory of the agent.
+    #[arg(long, value_name = "DIR", default_value = daemon::DEFAULT_STATE_DIR)]
+    state_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -45,7 +90,99 @@ struct CheckArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check(args) => run_check(&args),
+        Some(Command::Check(args)) => run_check(&args),
+        Some(Command::Run(args)) => run_daemon(&args),
+        Some(Command::Status(args)) => run_status(&args),
+        Some(Command::Cleanup(args)) => run_cleanup(&args),
+        None => match cli.file {
+            Some(file) if cli.config_test => run_check(&CheckArgs { file, json: false }),
+            Some(file) => run_daemon(&RunArgs {
+                file,
+                socket: PathBuf::from(status::DEFAULT_SOCKET),
+                state_dir: PathBuf::from(daemon::DEFAULT_STATE_DIR),
+            }),
+            None => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "hactl-agent: give a subcommand or -f FILE (see --help)"
+                );
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+fn report_error(e: &dyn std::error::Error) {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    let _ = writeln!(std::io::stderr(), "hactl-agent: {message}");
+}
+
+fn run_daemon(args: &RunArgs) -> ExitCode {
+    let options = daemon::Options {
+        config: args.file.clone(),
+        socket: args.socket.clone(),
+        state_dir: args.state_dir.clone(),
+    };
+    match daemon::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(daemon::DaemonError::Config(ConfigError::Invalid { diagnostics, .. })) => {
+            let mut stderr = std::io::stderr().lock();
+            for d in diagnostics {
+                let _ = writeln!(stderr, "{d}");
+            }
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run_status(args: &StatusArgs) -> ExitCode {
+    match status::fetch(&args.socket) {
+        Ok(s) => {
+            let text = if args.json {
+                match serde_json::to_string_pretty(&s) {
+                    Ok(mut t) => {
+                        t.push('\n');
+                        t
+                    }
+                    Err(e) => {
+                        report_error(&e);
+                        return ExitCode::from(1);
+                    }
+                }
+            } else {
+                status::table(&s)
+            };
+            let mut stdout = std::io::stdout().lock();
+            let _ = stdout.write_all(text.as_bytes());
+            let _ = stdout.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(3)
+        }
+    }
+}
+
+fn run_cleanup(args: &CleanupArgs) -> ExitCode {
+    match daemon::cleanup(&args.state_dir) {
+        Ok(n) => {
+            let _ = writeln!(std::io::stdout(), "removed {n} address(es)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

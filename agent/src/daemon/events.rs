@@ -1,0 +1,769 @@
+//! What the daemon does on each input: a received packet, a timer expiry, a
+//! tracked object changing, a status request, shutdown.
+//!
+//! [`Daemon`] owns the [`Router`] (every instance's state machine), the
+//! timers it armed, the sockets, the VIP driver and ledger, the counters and
+//! the transition history. Each handler turns its input into an
+//! [`Event`] for the router and carries out the [`Action`]s that come back,
+//! in order. Only the main loop in [`super::tasks`] calls it, so there is no
+//! locking.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+use crate::config::Family;
+use crate::glue::{NotifyScripts, Plan, WireSettings};
+use crate::gratuitous::Announcer;
+use crate::instance::{Action, Advert, Event, Instance, State, Timer};
+use crate::network::{Dropped, Received, VrrpSocket, interface_addresses};
+use crate::notify::{NotifyJob, NotifySender, split_command};
+use crate::router::{InstanceId, Router, RouterAction};
+use crate::status::{
+    Counters, InstanceStatus, SocketStatus, Status, TransitionRecord, VipStatus, monotonic_ns,
+    rfc3339,
+};
+
+use super::vips::{LedgerEntry, VipDriver, VipLedger};
+use super::{DaemonError, log};
+
+/// How many transitions the status keeps per instance.
+const HISTORY: usize = 64;
+
+/// The state behind the main loop.
+pub struct Daemon {
+    pub config_path: PathBuf,
+    started: String,
+    base: Instant,
+    router: Router,
+    plan: Plan,
+    sockets: Vec<Arc<VrrpSocket>>,
+    /// Instance -> index into `sockets`.
+    socket_of: Vec<usize>,
+    socket_drops: Vec<BTreeMap<String, u64>>,
+    timers: HashMap<(InstanceId, Timer), Instant>,
+    counters: Vec<Counters>,
+    history: Vec<VecDeque<TransitionRecord>>,
+    master_seen: Vec<Option<IpAddr>>,
+    last_advert: Vec<Option<String>>,
+    send_failing: Vec<bool>,
+    vips: VipDriver,
+    ledger: VipLedger,
+    notify: NotifySender,
+    /// One AF_PACKET socket per interface, opened on first use.
+    announcers: HashMap<String, Announcer>,
+    /// The next gratuitous burst of each master: the delayed one after
+    /// taking over, then the refreshes.
+    garp_due: HashMap<InstanceId, Instant>,
+    garp_delayed_sent: Vec<bool>,
+}
+
+/// An instance kept running across a reload, with everything the daemon
+/// knows about it.
+#[derive(Debug, Clone)]
+pub struct Carried {
+    instance: Instance,
+    timers: Vec<(Timer, Instant)>,
+    counters: Counters,
+    history: VecDeque<TransitionRecord>,
+    master_seen: Option<IpAddr>,
+    last_advert: Option<String>,
+    garp_due: Option<Instant>,
+    garp_delayed_sent: bool,
+}
+
+/// The clock and history a new [`Daemon`] continues from.
+#[derive(Debug, Clone)]
+pub struct Origins {
+    pub base: Instant,
+    pub started: String,
+    /// Per instance of the new plan: what it keeps from the old daemon.
+    pub carried: Vec<Option<Carried>>,
+}
+
+impl Origins {
+    pub fn fresh() -> Origins {
+        Origins {
+            base: Instant::now(),
+            started: rfc3339(SystemTime::now()),
+            carried: Vec::new(),
+        }
+    }
+}
+
+impl Daemon {
+    pub fn new(
+        config_path: PathBuf,
+        plan: Plan,
+        sockets: Vec<Arc<VrrpSocket>>,
+        ledger: VipLedger,
+        vips: VipDriver,
+        notify: NotifySender,
+        origins: Origins,
+    ) -> Result<Daemon, DaemonError> {
+        let n = plan.wire.len();
+        let mut carried = origins.carried;
+        carried.resize(n, None);
+        let mut instances = Vec::new();
+        for (p, c) in plan.params.iter().zip(&carried) {
+            instances.push(match c {
+                Some(c) => c.instance.clone(),
+                None => Instance::new(p.clone()).map_err(DaemonError::Params)?,
+            });
+        }
+        let router =
+            Router::new(instances, plan.sync_groups.clone()).map_err(DaemonError::Router)?;
+        let socket_of = plan
+            .wire
+            .iter()
+            .map(|w| {
+                sockets
+                    .iter()
+                    .position(|s| s.interface() == w.interface && s.family() == w.family)
+                    .unwrap_or(0)
+            })
+            .collect();
+        let mut daemon = Daemon {
+            config_path,
+            started: origins.started,
+            base: origins.base,
+            router,
+            socket_drops: vec![BTreeMap::new(); sockets.len()],
+            sockets,
+            socket_of,
+            timers: HashMap::new(),
+            counters: vec![Counters::default(); n],
+            history: vec![VecDeque::new(); n],
+            master_seen: vec![None; n],
+            last_advert: vec![None; n],
+            send_failing: vec![false; n],
+            plan,
+            vips,
+            ledger,
+            notify,
+            announcers: HashMap::new(),
+            garp_due: HashMap::new(),
+            garp_delayed_sent: vec![false; n],
+        };
+        for (id, c) in carried.into_iter().enumerate() {
+            let Some(c) = c else { continue };
+            for (timer, at) in c.timers {
+                daemon.timers.insert((id, timer), at);
+            }
+            daemon.counters[id] = c.counters;
+            daemon.history[id] = c.history;
+            daemon.master_seen[id] = c.master_seen;
+            daemon.last_advert[id] = c.last_advert;
+            if let Some(at) = c.garp_due {
+                daemon.garp_due.insert(id, at);
+            }
+            daemon.garp_delayed_sent[id] = c.garp_delayed_sent;
+        }
+        Ok(daemon)
+    }
+
+    /// What a reload keeps of instance `id`.
+    pub fn carry(&self, id: InstanceId) -> Carried {
+        Carried {
+            instance: self.router.instances()[id].clone(),
+            timers: self
+                .timers
+                .iter()
+                .filter(|((i, _), _)| *i == id)
+                .map(|((_, t), at)| (*t, *at))
+                .collect(),
+            counters: self.counters[id].clone(),
+            history: self.history[id].clone(),
+            master_seen: self.master_seen[id],
+            last_advert: self.last_advert[id].clone(),
+            garp_due: self.garp_due.get(&id).copied(),
+            garp_delayed_sent: self.garp_delayed_sent[id],
+        }
+    }
+
+    /// The clock and start time a successor continues from.
+    pub fn origins(&self) -> Origins {
+        Origins {
+            base: self.base,
+            started: self.started.clone(),
+            carried: Vec::new(),
+        }
+    }
+
+    pub fn sockets(&self) -> &[Arc<VrrpSocket>] {
+        &self.sockets
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    fn now(&self) -> std::time::Duration {
+        Instant::now().saturating_duration_since(self.base)
+    }
+
+    // ===== inputs =====
+
+    /// Removes what a killed predecessor left, then starts every instance.
+    pub async fn start(&mut self, link_states: &[(String, bool)]) {
+        self.clean_leftovers().await;
+        for (name, up) in link_states {
+            self.track(name, *up).await;
+        }
+        self.startup((0..self.plan.wire.len()).collect()).await;
+    }
+
+    /// After a reload: the kept instances run on, the others start. The
+    /// ledger is current (the old daemon kept it), so nothing is cleaned.
+    pub async fn resume(&mut self, link_states: &[(String, bool)], fresh: Vec<InstanceId>) {
+        for (name, up) in link_states {
+            self.track(name, *up).await;
+        }
+        self.startup(fresh).await;
+    }
+
+    /// Starts `ids` again (a reload that could not complete).
+    pub async fn restart(&mut self, ids: &[InstanceId]) {
+        self.startup(ids.to_vec()).await;
+    }
+
+    async fn startup(&mut self, ids: Vec<InstanceId>) {
+        for id in ids {
+            let now = self.now();
+            let actions = self.router.handle(id, now, Event::Startup);
+            self.apply(actions).await;
+        }
+    }
+
+    async fn clean_leftovers(&mut self) {
+        match self.ledger.clean(&self.vips).await {
+            Ok(removed) => {
+                for e in removed {
+                    log(&format!(
+                        "removed leftover {} from {} (recorded by a previous run)",
+                        e.address, e.interface
+                    ));
+                }
+            }
+            Err(e) => log(&format!("cannot remove leftover addresses: {}", chain(&e))),
+        }
+    }
+
+    pub async fn packet(&mut self, socket: usize, received: Received) {
+        let advert = match received.check() {
+            Ok(a) => a,
+            Err(d) => {
+                self.count_drop(socket, d);
+                return;
+            }
+        };
+        let candidates: Vec<InstanceId> = (0..self.plan.wire.len())
+            .filter(|&i| self.socket_of[i] == socket && self.plan.wire[i].vrid == advert.vrid)
+            .collect();
+        if candidates.is_empty() {
+            self.count_drop(socket, Dropped::new(None, "other_vrid"));
+            return;
+        }
+        // Two pairs may share a VRID on one segment with different groups:
+        // a multicast advert belongs to the instance using its group.
+        let dst = received.dst;
+        let mine: Vec<InstanceId> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| !dst.is_multicast() || self.plan.wire[i].destinations.contains(&dst))
+            .collect();
+        let Some(&id) = mine.first() else {
+            self.count_drop(socket, Dropped::new(None, "other_group"));
+            return;
+        };
+        let wire = &self.plan.wire[id];
+        if wire.version != advert.version {
+            self.counters[id].drop("version_mismatch");
+            return;
+        }
+        if let Err(e) = advert.check_auth(&wire.auth) {
+            self.counters[id].drop(e.reason());
+            return;
+        }
+        self.counters[id].adverts_received += 1;
+        let event = Event::AdvertReceived(Advert {
+            source: received.src,
+            priority: advert.priority,
+            max_advert_interval: advert.advert_interval(),
+        });
+        let now = self.now();
+        let actions = self.router.handle(id, now, event);
+        let discarded = actions
+            .iter()
+            .any(|a| a.instance == id && matches!(a.action, Action::Discard(_)));
+        self.apply(actions).await;
+        // After the actions: a transition resets what we saw.
+        if !discarded && advert.priority > 0 {
+            self.last_advert[id] = Some(rfc3339(SystemTime::now()));
+            if self.router.instances()[id].state() == State::Backup {
+                self.master_seen[id] = Some(received.src);
+            }
+        }
+    }
+
+    /// Tracked object `name` changed; every instance tracking it hears.
+    pub async fn track(&mut self, name: &str, up: bool) {
+        for id in 0..self.plan.wire.len() {
+            let tracks = &self.plan.params[id].tracks;
+            if tracks.iter().any(|t| t.name == name) {
+                let now = self.now();
+                let event = Event::TrackChanged {
+                    name: name.to_owned(),
+                    up,
+                };
+                let actions = self.router.handle(id, now, event);
+                self.apply(actions).await;
+            }
+        }
+    }
+
+    /// The earliest armed timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers
+            .values()
+            .chain(self.garp_due.values())
+            .min()
+            .copied()
+    }
+
+    /// Fires every timer that is due.
+    pub async fn fire_due(&mut self) {
+        let now = Instant::now();
+        let mut due: Vec<((InstanceId, Timer), Instant)> = self
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, at)| (*k, *at))
+            .collect();
+        due.sort_by_key(|(k, at)| (*at, *k));
+        for ((id, timer), _) in due {
+            self.timers.remove(&(id, timer));
+            let now = self.now();
+            let actions = self.router.handle(id, now, Event::TimerFired(timer));
+            self.apply(actions).await;
+        }
+        let garp: Vec<InstanceId> = self
+            .garp_due
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in garp {
+            self.garp_due.remove(&id);
+            self.garp_delayed_sent[id] = true;
+            self.announce(id);
+            if let Some(refresh) = self.plan.wire[id].garp.refresh {
+                self.garp_due.insert(id, Instant::now() + refresh);
+            }
+        }
+    }
+
+    /// Stops every instance (RFC 5798 6.4.2/6.4.3 Shutdown: a master sends
+    /// priority 0 and releases its addresses).
+    pub async fn shutdown(&mut self) {
+        self.shutdown_some(&(0..self.plan.wire.len()).collect::<Vec<_>>())
+            .await;
+        self.timers.clear();
+    }
+
+    /// Stops the instances `ids` only (a reload that changed them).
+    pub async fn shutdown_some(&mut self, ids: &[InstanceId]) {
+        for &id in ids {
+            let now = self.now();
+            let actions = self.router.handle(id, now, Event::Shutdown);
+            self.apply(actions).await;
+            self.timers.retain(|(i, _), _| *i != id);
+            self.garp_due.remove(&id);
+        }
+    }
+
+    // ===== actions =====
+
+    async fn apply(&mut self, actions: Vec<RouterAction>) {
+        for RouterAction {
+            instance: id,
+            action,
+        } in actions
+        {
+            match action {
+                Action::Transition { from, to, reason } => {
+                    let name = &self.plan.wire[id].name;
+                    log(&format!(
+                        "{name}: {} -> {} ({reason})",
+                        state_name(from),
+                        state_name(to)
+                    ));
+                    let record = TransitionRecord {
+                        from: state_name(from).to_owned(),
+                        to: state_name(to).to_owned(),
+                        reason: reason.to_string(),
+                        time: rfc3339(SystemTime::now()),
+                        monotonic_ns: monotonic_ns(),
+                    };
+                    let h = &mut self.history[id];
+                    if h.len() == HISTORY {
+                        h.pop_front();
+                    }
+                    h.push_back(record);
+                    self.master_seen[id] = match to {
+                        State::Master => Some(self.plan.wire[id].source),
+                        _ => None,
+                    };
+                    self.garp_due.remove(&id);
+                    self.garp_delayed_sent[id] = false;
+                }
+                Action::SendAdvert { priority } => self.send_advert(id, priority),
+                Action::AddVips => self.add_vips(id).await,
+                Action::RemoveVips => self.remove_vips(id).await,
+                Action::SendGratuitous => self.gratuitous(id),
+                Action::ArmTimer { timer, after } => {
+                    self.timers.insert((id, timer), Instant::now() + after);
+                }
+                Action::StopTimer(timer) => {
+                    self.timers.remove(&(id, timer));
+                }
+                Action::PriorityChanged { from, to } => {
+                    let name = &self.plan.wire[id].name;
+                    log(&format!("{name}: effective priority {from} -> {to}"));
+                }
+                Action::Discard(_) => {}
+                Action::Notify(state) => self.queue_notify(id, state),
+            }
+        }
+    }
+
+    fn send_advert(&mut self, id: InstanceId, priority: u8) {
+        let wire = &self.plan.wire[id];
+        let socket = &self.sockets[self.socket_of[id]];
+        let advert = wire.advertisement(priority);
+        let mut failed = None;
+        for &dst in &wire.destinations {
+            let sent = advert
+                .encode(wire.source, dst)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| socket.send(wire.source, dst, &bytes).map_err(|e| chain(&e)));
+            match sent {
+                Ok(()) => self.counters[id].adverts_sent += 1,
+                Err(e) => {
+                    self.counters[id].send_errors += 1;
+                    failed = Some(e);
+                }
+            }
+        }
+        // Log the first failure of a run of failures, not every advert.
+        match failed {
+            Some(e) if !self.send_failing[id] => {
+                log(&format!("{}: cannot send advert: {e}", wire.name));
+                self.send_failing[id] = true;
+            }
+            None => self.send_failing[id] = false,
+            Some(_) => {}
+        }
+    }
+
+    /// RFC 5798 6.4.1/6.4.2: announce the VIPs now; keepalived repeats
+    /// the burst after garp_master_delay and every garp_master_refresh.
+    fn gratuitous(&mut self, id: InstanceId) {
+        self.announce(id);
+        if self.garp_due.contains_key(&id) {
+            return;
+        }
+        let garp = self.plan.wire[id].garp;
+        let next = if !self.garp_delayed_sent[id] && !garp.delay.is_zero() {
+            Some(garp.delay)
+        } else {
+            garp.refresh
+        };
+        if let Some(after) = next {
+            self.garp_due.insert(id, Instant::now() + after);
+        }
+    }
+
+    /// One burst: `repeat` announcements of every VIP.
+    fn announce(&mut self, id: InstanceId) {
+        let wire = &self.plan.wire[id];
+        for vip in &wire.vips {
+            let interface = wire.vip_interface(vip);
+            if !self.announcers.contains_key(interface) {
+                match Announcer::open(interface) {
+                    Ok(a) => {
+                        let a = a.with_router_flag(true);
+                        self.announcers.insert(interface.to_owned(), a);
+                    }
+                    Err(e) => {
+                        log(&format!("{}: {}", wire.name, chain(&e)));
+                        continue;
+                    }
+                }
+            }
+            let Some(announcer) = self.announcers.get(interface) else {
+                continue;
+            };
+            for _ in 0..wire.garp.repeat {
+                if let Err(e) = announcer.announce(vip.address.addr) {
+                    log(&format!("{}: {}", wire.name, chain(&e)));
+                    break;
+                }
+            }
+        }
+    }
+
+    async fn add_vips(&mut self, id: InstanceId) {
+        let wire = self.plan.wire[id].clone();
+        for vip in &wire.vips {
+            let entry = LedgerEntry {
+                interface: wire.vip_interface(vip).to_owned(),
+                address: vip.address.to_string(),
+            };
+            if let Err(e) = self.ledger.record(entry.clone()) {
+                log(&format!("{}: {}", wire.name, chain(&e)));
+            }
+            if let Err(e) = self.vips.add(&entry.interface, vip).await {
+                log(&format!(
+                    "{}: cannot add {} to {}: {}",
+                    wire.name,
+                    entry.address,
+                    entry.interface,
+                    chain(&e)
+                ));
+            }
+        }
+    }
+
+    async fn remove_vips(&mut self, id: InstanceId) {
+        let wire = self.plan.wire[id].clone();
+        for vip in &wire.vips {
+            let entry = LedgerEntry {
+                interface: wire.vip_interface(vip).to_owned(),
+                address: vip.address.to_string(),
+            };
+            match self.vips.remove(&entry.interface, &entry.address).await {
+                Ok(()) => {
+                    if let Err(e) = self.ledger.forget(&entry) {
+                        log(&format!("{}: {}", wire.name, chain(&e)));
+                    }
+                }
+                Err(e) => log(&format!(
+                    "{}: cannot remove {} from {}: {}",
+                    wire.name,
+                    entry.address,
+                    entry.interface,
+                    chain(&e)
+                )),
+            }
+        }
+    }
+
+    fn queue_notify(&mut self, id: InstanceId, state: State) {
+        let wire = &self.plan.wire[id];
+        let priority = self.router.instances()[id].effective_priority();
+        let mut jobs = scripts_for(&wire.notify, state, "INSTANCE", &wire.name, priority);
+        // A sync group's scripts run once per group transition: on the
+        // notification of its first member.
+        for group in &self.plan.sync_groups {
+            if group.members.first() == Some(&wire.name)
+                && let Some((_, scripts)) = self
+                    .plan
+                    .group_notify
+                    .iter()
+                    .find(|(n, _)| *n == group.name)
+            {
+                jobs.extend(scripts_for(scripts, state, "GROUP", &group.name, priority));
+            }
+        }
+        for job in jobs {
+            let _ = self.notify.send(job);
+        }
+    }
+
+    fn count_drop(&mut self, socket: usize, dropped: Dropped) {
+        let owner = dropped.vrid.and_then(|vrid| {
+            (0..self.plan.wire.len())
+                .find(|&i| self.socket_of[i] == socket && self.plan.wire[i].vrid == vrid)
+        });
+        match owner {
+            Some(id) => self.counters[id].drop(dropped.reason),
+            None => {
+                *self.socket_drops[socket]
+                    .entry(dropped.reason.to_owned())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    // ===== status =====
+
+    pub fn snapshot(&self) -> Status {
+        let instances = self
+            .plan
+            .wire
+            .iter()
+            .enumerate()
+            .map(|(id, wire)| self.instance_status(id, wire))
+            .collect();
+        let sockets = self
+            .sockets
+            .iter()
+            .zip(&self.socket_drops)
+            .map(|(s, drops)| SocketStatus {
+                interface: s.interface().to_owned(),
+                family: family_name(s.family()).to_owned(),
+                drops: drops.clone(),
+            })
+            .collect();
+        Status {
+            pid: std::process::id(),
+            config: self.config_path.clone(),
+            started: self.started.clone(),
+            instances,
+            sockets,
+        }
+    }
+
+    fn instance_status(&self, id: InstanceId, wire: &WireSettings) -> InstanceStatus {
+        let instance = &self.router.instances()[id];
+        let vips = wire
+            .vips
+            .iter()
+            .map(|v| {
+                let interface = wire.vip_interface(v).to_owned();
+                let present = interface_addresses(&interface).contains(&v.address.addr);
+                VipStatus {
+                    address: v.address.to_string(),
+                    interface,
+                    present,
+                }
+            })
+            .collect();
+        InstanceStatus {
+            name: wire.name.clone(),
+            vrid: wire.vrid,
+            interface: wire.interface.clone(),
+            version: wire.version.number(),
+            family: family_name(wire.family).to_owned(),
+            state: state_name(instance.state()).to_owned(),
+            priority: instance.params().base_priority,
+            effective_priority: instance.effective_priority(),
+            vips,
+            master: self.master_seen[id],
+            address: wire.source,
+            advert_int_ms: u64::try_from(instance.master_adver_interval().as_millis())
+                .unwrap_or(u64::MAX),
+            last_advert: self.last_advert[id].clone(),
+            counters: self.counters[id].clone(),
+            transitions: self.history[id].iter().cloned().collect(),
+        }
+    }
+}
+
+/// The names the status API and logs use (keepalived's).
+pub fn state_name(state: State) -> &'static str {
+    match state {
+        State::Initialize => "INIT",
+        State::Backup => "BACKUP",
+        State::Master => "MASTER",
+        State::Fault => "FAULT",
+    }
+}
+
+fn family_name(f: Family) -> &'static str {
+    match f {
+        Family::Ipv4 => "ipv4",
+        Family::Ipv6 => "ipv6",
+    }
+}
+
+/// The jobs for one notification: the state's own script, then the generic
+/// one with `KIND NAME STATE PRIORITY` appended (keepalived.conf(5)).
+pub fn scripts_for(
+    scripts: &NotifyScripts,
+    state: State,
+    kind: &str,
+    name: &str,
+    priority: u8,
+) -> Vec<NotifyJob> {
+    let (specific, word) = match state {
+        State::Master => (&scripts.master, "MASTER"),
+        State::Backup => (&scripts.backup, "BACKUP"),
+        State::Fault => (&scripts.fault, "FAULT"),
+        State::Initialize => (&scripts.stop, "STOP"),
+    };
+    let mut jobs = Vec::new();
+    if let Some(line) = specific {
+        jobs.push(NotifyJob {
+            argv: split_command(line),
+        });
+    }
+    if let Some(line) = &scripts.generic {
+        let mut argv = split_command(line);
+        argv.extend([
+            kind.to_owned(),
+            name.to_owned(),
+            word.to_owned(),
+            priority.to_string(),
+        ]);
+        jobs.push(NotifyJob { argv });
+    }
+    jobs
+}
+
+/// An error with its sources, `a: b: c`, for one log line.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notify_jobs_specific_then_generic_with_arguments() {
+        let scripts = NotifyScripts {
+            master: Some("/etc/m.sh \"a b\"".to_owned()),
+            backup: None,
+            fault: None,
+            stop: Some("/etc/stop.sh".to_owned()),
+            generic: Some("/etc/n.sh".to_owned()),
+        };
+        let argv = |state| -> Vec<Vec<String>> {
+            scripts_for(&scripts, state, "INSTANCE", "VI_1", 120)
+                .into_iter()
+                .map(|j| j.argv)
+                .collect()
+        };
+        assert_eq!(
+            argv(State::Master),
+            [
+                vec!["/etc/m.sh", "a b"],
+                vec!["/etc/n.sh", "INSTANCE", "VI_1", "MASTER", "120"]
+            ]
+        );
+        assert_eq!(
+            argv(State::Backup),
+            [vec!["/etc/n.sh", "INSTANCE", "VI_1", "BACKUP", "120"]]
+        );
+        assert_eq!(
+            argv(State::Initialize),
+            [
+                vec!["/etc/stop.sh"],
+                vec!["/etc/n.sh", "INSTANCE", "VI_1", "STOP", "120"]
+            ]
+        );
+    }
+}

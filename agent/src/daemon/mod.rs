@@ -1,0 +1,115 @@
+//! `hactl-agent run`: the VRRP daemon, and `hactl-agent cleanup`.
+//!
+//! The daemon glues the pure parts (config model, state machine, codec) to
+//! the host: [`tasks`] lays out the tokio tasks and runs the main loop,
+//! [`events`] says what each input does, [`vips`] puts addresses on
+//! interfaces and remembers them for crash safety.
+//!
+//! Logs go to stderr, one line per event worth an operator's attention,
+//! always one line per state transition: `INSTANCE: FROM -> TO (reason)`.
+
+pub mod events;
+pub mod tasks;
+pub mod vips;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::glue::GlueError;
+use crate::instance::ParamsError;
+use crate::netlink::NetlinkError;
+use crate::network::NetworkError;
+use crate::router::RouterError;
+use crate::status::StatusError;
+
+pub use vips::VipError;
+
+/// Default state directory (the VIP ledger lives there).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/hactl";
+
+/// What `hactl-agent run` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Glue(#[from] GlueError),
+    #[error(transparent)]
+    Params(ParamsError),
+    #[error(transparent)]
+    Router(RouterError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Status(#[from] StatusError),
+    #[error(transparent)]
+    Vips(#[from] VipError),
+    #[error(transparent)]
+    Netlink(#[from] NetlinkError),
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot install the {signal} handler")]
+    Signal {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("script_user {user} does not exist")]
+    ScriptUser { user: String },
+}
+
+impl DaemonError {
+    /// 1: the config cannot run; 3: the host refused (sockets, addresses).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::Config(_)
+            | DaemonError::Glue(_)
+            | DaemonError::Params(_)
+            | DaemonError::Router(_)
+            | DaemonError::ScriptUser { .. } => 1,
+            _ => 3,
+        }
+    }
+}
+
+/// One log line on stderr.
+pub fn log(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "hactl-agent: {line}");
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(options: &Options) -> Result<(), DaemonError> {
+    runtime()?.block_on(tasks::main(options))
+}
+
+/// Removes the VIPs recorded in `state_dir` (what a killed agent left);
+/// returns how many were removed.
+pub fn cleanup(state_dir: &Path) -> Result<usize, DaemonError> {
+    runtime()?.block_on(async {
+        let mut ledger = vips::VipLedger::open(state_dir)?;
+        let driver = vips::VipDriver::open()?;
+        let removed = ledger.clean(&driver).await?;
+        for e in &removed {
+            log(&format!("removed {} from {}", e.address, e.interface));
+        }
+        Ok(removed.len())
+    })
+}

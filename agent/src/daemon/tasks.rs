@@ -1,0 +1,487 @@
+//! The daemon's tasks and its main loop.
+//!
+//! One task, the main loop, owns all protocol state ([`Daemon`]); every
+//! other task only produces inputs for it over channels, or consumes work
+//! it queued. Timers are not tasks: the main loop keeps one deadline per
+//! (instance, timer) and sleeps until the earliest, so ArmTimer / StopTimer
+//! are map updates and a stopped timer can never fire late.
+//!
+//! ```text
+//!  recv thread (one per interface+family) ─Packet─┐
+//!  vrrp_script task (one per script) ───Track─────┤
+//!  link watcher task (rtnetlink events) ──Track───┤
+//!                                                 v
+//!  status server ──StatusRequest──>  ┌─────────────────────────┐
+//!     (unix socket, 0600)  <─Status──│ main loop: Daemon       │<── SIGTERM/SIGINT: shutdown
+//!                                    │  Router (state machines)│<── SIGHUP: reload
+//!                                    │  timers: deadline map   │<── sleep_until(earliest)
+//!                                    └──┬──────────┬───────────┘
+//!                     adverts (sendmsg) │          │ NotifyJob
+//!                     VIPs + ledger     v          v
+//!                              raw sockets,   notify queue task (one
+//!                              ip addr        script at a time, timeout)
+//! ```
+//!
+//! Inputs carry the generation of the world that produced them, so a packet
+//! read by a task of the configuration replaced at reload is ignored.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::{self, Config, Family};
+use crate::glue::{self, INTERFACE_TRACK_PREFIX, Plan};
+use crate::netlink::LinkEvents;
+use crate::network::{self, Received, VrrpSocket};
+use crate::notify::{self, NotifySender, RunAs};
+use crate::status;
+use crate::track::{self, TrackUpdate};
+
+use super::events::{Daemon, Origins, chain};
+use super::vips::{VipDriver, VipLedger};
+use super::{DaemonError, Options, log};
+
+/// How long shutdown waits for queued notify scripts (notify_stop).
+const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
+
+enum Input {
+    Packet { socket: usize, received: Received },
+    Track(TrackUpdate),
+}
+
+/// One configuration running: the protocol state and the tasks feeding it.
+struct World {
+    generation: u64,
+    daemon: Daemon,
+    tasks: Vec<JoinHandle<()>>,
+    /// Tells the receive threads to end.
+    stop: Arc<AtomicBool>,
+    link_states: Vec<(String, bool)>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn interface_track(interface: &str) -> String {
+    format!("{INTERFACE_TRACK_PREFIX}{interface}")
+}
+
+/// The plan for `config` on this host now.
+fn plan_for(config: &Config) -> Result<Plan, DaemonError> {
+    let vip_addresses: Vec<IpAddr> = config
+        .vrrp_instances
+        .iter()
+        .flat_map(|i| i.virtual_ipaddress.iter().map(|v| v.address.addr))
+        .collect();
+    let primary = |interface: &str, family: Family| {
+        network::primary_address(interface, family, &vip_addresses)
+    };
+    Ok(glue::plan(config, &primary)?)
+}
+
+fn script_user(config: &Config) -> Result<Option<RunAs>, DaemonError> {
+    let Some(su) = &config.global_defs.script_user else {
+        return Ok(None);
+    };
+    let unknown = || DaemonError::ScriptUser {
+        user: su.user.clone(),
+    };
+    let user = nix::unistd::User::from_name(&su.user)
+        .ok()
+        .flatten()
+        .ok_or_else(unknown)?;
+    let gid = match &su.group {
+        Some(g) => nix::unistd::Group::from_name(g)
+            .ok()
+            .flatten()
+            .map_or(user.gid.as_raw(), |g| g.gid.as_raw()),
+        None => user.gid.as_raw(),
+    };
+    Ok(Some(RunAs {
+        uid: user.uid.as_raw(),
+        gid,
+    }))
+}
+
+async fn build(
+    generation: u64,
+    options: &Options,
+    config: &Config,
+    plan: Plan,
+    origins: Origins,
+    notify: NotifySender,
+    inputs: &mpsc::Sender<(u64, Input)>,
+) -> Result<World, DaemonError> {
+    // One socket per interface and family, joined to every group used there.
+    let mut wanted: BTreeMap<(String, bool), Vec<IpAddr>> = BTreeMap::new();
+    for w in &plan.wire {
+        let groups = wanted
+            .entry((w.interface.clone(), w.family == Family::Ipv6))
+            .or_default();
+        for d in &w.destinations {
+            if d.is_multicast() && !groups.contains(d) {
+                groups.push(*d);
+            }
+        }
+    }
+    let mut sockets = Vec::new();
+    for ((interface, v6), groups) in &wanted {
+        let family = if *v6 { Family::Ipv6 } else { Family::Ipv4 };
+        sockets.push(Arc::new(VrrpSocket::open(interface, family, groups)?));
+    }
+    let ledger = VipLedger::open(&options.state_dir)?;
+    let vips = VipDriver::open()?;
+    let daemon = Daemon::new(
+        options.config.clone(),
+        plan,
+        sockets,
+        ledger,
+        vips,
+        notify,
+        origins,
+    )?;
+
+    let mut tasks = Vec::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    for (index, socket) in daemon.sockets().iter().enumerate() {
+        let socket = Arc::clone(socket);
+        let tx = inputs.clone();
+        let stop = Arc::clone(&stop);
+        // Receiving blocks: one thread per socket, checking `stop` at each
+        // receive timeout.
+        let spawned = std::thread::Builder::new()
+            .name(format!("vrrp-recv-{}", socket.interface()))
+            .spawn(move || {
+                let mut failing = false;
+                while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
+                    match socket.recv() {
+                        Ok(Some(received)) => {
+                            failing = false;
+                            let input = Input::Packet {
+                                socket: index,
+                                received,
+                            };
+                            if tx.blocking_send((generation, input)).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            if !failing {
+                                log(&format!("receive on {}: {e}", socket.interface()));
+                                failing = true;
+                            }
+                            // A persistent error (link gone) must not spin.
+                            std::thread::sleep(network::RECV_POLL);
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            return Err(DaemonError::Runtime(e));
+        }
+    }
+
+    let (track_tx, mut track_rx) = mpsc::channel::<TrackUpdate>(64);
+    let run_as = script_user(config)?;
+    let secure = config.global_defs.enable_script_security;
+    let used: Vec<&str> = daemon
+        .plan()
+        .params
+        .iter()
+        .flat_map(|p| p.tracks.iter().map(|t| t.name.as_str()))
+        .collect();
+    for script in &config.vrrp_scripts {
+        if used.contains(&script.name.as_str()) {
+            let script = script.clone();
+            let tx = track_tx.clone();
+            let run_as = script.user.as_ref().map_or(Ok(run_as), |u| {
+                let cfg = Config {
+                    global_defs: config::GlobalDefs {
+                        script_user: Some(u.clone()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                script_user(&cfg)
+            })?;
+            tasks.push(tokio::spawn(track::run_vrrp_script(
+                script, run_as, secure, tx, log,
+            )));
+        }
+    }
+    let links: Vec<String> = used
+        .iter()
+        .filter_map(|n| n.strip_prefix(INTERFACE_TRACK_PREFIX))
+        .map(str::to_owned)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // Subscribe first, then read: a change in between is not lost.
+    let events = LinkEvents::open()?;
+    let link_states = links
+        .iter()
+        .map(|l| (interface_track(l), network::link_up(l).unwrap_or(false)))
+        .collect();
+    tasks.push(tokio::spawn(track::watch_links(
+        events,
+        links,
+        interface_track,
+        track_tx,
+    )));
+    let tx = inputs.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(update) = track_rx.recv().await {
+            if tx.send((generation, Input::Track(update))).await.is_err() {
+                return;
+            }
+        }
+    }));
+    Ok(World {
+        generation,
+        daemon,
+        tasks,
+        stop,
+        link_states,
+    })
+}
+
+fn signal_stream(
+    kind: SignalKind,
+    name: &'static str,
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
+
+/// The daemon from start to exit.
+pub async fn main(options: &Options) -> Result<(), DaemonError> {
+    let loaded = config::load(&options.config)?;
+    for w in &loaded.warnings {
+        log(&w.to_string());
+    }
+    let mut config = loaded.config;
+    let plan = plan_for(&config)?;
+    let mut term = signal_stream(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = signal_stream(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = signal_stream(SignalKind::hangup(), "SIGHUP")?;
+    let (notify_tx, notify_task) = notify::spawn_queue(script_user(&config)?, log);
+    let (input_tx, mut input_rx) = mpsc::channel::<(u64, Input)>(1024);
+    let listener = status::bind(&options.socket)?;
+    let (status_tx, mut status_rx) = mpsc::channel(16);
+    let server = tokio::spawn(status::serve(listener, status_tx));
+
+    let built = build(
+        0,
+        options,
+        &config,
+        plan,
+        Origins::fresh(),
+        notify_tx.clone(),
+        &input_tx,
+    )
+    .await;
+    let mut world = match built {
+        Ok(w) => w,
+        Err(e) => {
+            server.abort();
+            let _ = std::fs::remove_file(&options.socket);
+            return Err(e);
+        }
+    };
+    log(&format!(
+        "running {} instance(s) from {}",
+        world.daemon.plan().wire.len(),
+        options.config.display()
+    ));
+    let states = world.link_states.clone();
+    world.daemon.start(&states).await;
+
+    loop {
+        let deadline = world.daemon.next_deadline();
+        tokio::select! {
+            Some((generation, input)) = input_rx.recv() => {
+                if generation != world.generation {
+                    continue;
+                }
+                match input {
+                    Input::Packet { socket, received } => world.daemon.packet(socket, received).await,
+                    Input::Track(u) => world.daemon.track(&u.name, u.up).await,
+                }
+            }
+            Some(request) = status_rx.recv() => {
+                let _ = request.send(world.daemon.snapshot());
+            }
+            () = sleep_until(deadline), if deadline.is_some() => world.daemon.fire_due().await,
+            _ = term.recv() => { log("SIGTERM: releasing"); break; }
+            _ = int.recv() => { log("SIGINT: releasing"); break; }
+            _ = hup.recv() => {
+                if let Some(new_config) = reload(&mut world, &config, options, &notify_tx, &input_tx).await {
+                    config = new_config;
+                }
+            }
+        }
+    }
+
+    world.daemon.shutdown().await;
+    drop(world);
+    server.abort();
+    drop(notify_tx);
+    if tokio::time::timeout(NOTIFY_DRAIN, notify_task)
+        .await
+        .is_err()
+    {
+        log("notify scripts still running at exit");
+    }
+    let _ = std::fs::remove_file(&options.socket);
+    log("stopped");
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGHUP: re-read the config. Instances whose settings did not change run
+/// on untouched (state, timers, counters, history); changed and removed ones
+/// are stopped (releasing their VIPs), new and changed ones start. A change
+/// of sync groups restarts everything. A broken config keeps the old one
+/// running. Returns the config now running when it changed.
+async fn reload(
+    world: &mut World,
+    old: &Config,
+    options: &Options,
+    notify: &NotifySender,
+    inputs: &mpsc::Sender<(u64, Input)>,
+) -> Option<Config> {
+    let keep_old = |e: &dyn std::error::Error| {
+        log(&format!("SIGHUP: keeping the running config: {}", chain(e)));
+    };
+    let loaded = match config::load(&options.config) {
+        Ok(l) => l,
+        Err(e) => {
+            keep_old(&e);
+            if let config::ConfigError::Invalid { diagnostics, .. } = &e {
+                for d in diagnostics {
+                    log(&d.to_string());
+                }
+            }
+            return None;
+        }
+    };
+    let plan = match plan_for(&loaded.config) {
+        Ok(p) => p,
+        Err(e) => {
+            keep_old(&e);
+            return None;
+        }
+    };
+    let old_plan = world.daemon.plan().clone();
+    let kept = kept_instances(&old_plan, old, &plan, &loaded.config);
+    if plan == old_plan && kept.iter().all(Option::is_some) {
+        log("SIGHUP: config unchanged");
+        return None;
+    }
+    let stopped: Vec<usize> = (0..old_plan.wire.len())
+        .filter(|o| !kept.contains(&Some(*o)))
+        .collect();
+    let fresh: Vec<usize> = (0..plan.wire.len())
+        .filter(|&n| kept[n].is_none())
+        .collect();
+    log(&format!(
+        "SIGHUP: config changed: {} instance(s) kept, {} stopped, {} started",
+        kept.iter().flatten().count(),
+        stopped.len(),
+        fresh.len()
+    ));
+    let mut origins = world.daemon.origins();
+    origins.carried = kept
+        .iter()
+        .map(|k| k.map(|o| world.daemon.carry(o)))
+        .collect();
+    // Stop first: the new daemon's ledger must see the released VIPs gone.
+    world.daemon.shutdown_some(&stopped).await;
+    let built = build(
+        world.generation + 1,
+        options,
+        &loaded.config,
+        plan,
+        origins,
+        notify.clone(),
+        inputs,
+    )
+    .await;
+    match built {
+        Ok(mut new_world) => {
+            let states = new_world.link_states.clone();
+            new_world.daemon.resume(&states, fresh).await;
+            *world = new_world;
+            Some(loaded.config)
+        }
+        Err(e) => {
+            keep_old(&e);
+            world.daemon.restart(&stopped).await;
+            None
+        }
+    }
+}
+
+/// For each instance of the new plan, the index of the identical running
+/// one, if any. Identical means the same name, settings and tracked scripts;
+/// any sync group change keeps nothing.
+fn kept_instances(
+    old_plan: &Plan,
+    old_config: &Config,
+    plan: &Plan,
+    config: &Config,
+) -> Vec<Option<usize>> {
+    if old_plan.sync_groups != plan.sync_groups || old_plan.group_notify != plan.group_notify {
+        return vec![None; plan.wire.len()];
+    }
+    let same_script = |name: &str| {
+        let find = |c: &Config| {
+            c.vrrp_scripts.iter().find(|s| s.name == name).map(|s| {
+                (
+                    s.script.clone(),
+                    s.interval,
+                    s.timeout,
+                    s.weight,
+                    s.weight_reverse,
+                    s.rise,
+                    s.fall,
+                    s.user.clone(),
+                )
+            })
+        };
+        find(old_config) == find(config)
+    };
+    (0..plan.wire.len())
+        .map(|n| {
+            let o = old_plan
+                .wire
+                .iter()
+                .position(|w| w.name == plan.wire[n].name)?;
+            let same = old_plan.wire[o] == plan.wire[n]
+                && old_plan.params[o] == plan.params[n]
+                && plan.params[n].tracks.iter().all(|t| same_script(&t.name));
+            same.then_some(o)
+        })
+        .collect()
+}

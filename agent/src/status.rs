@@ -1,0 +1,325 @@
+//! The status API: what a running agent reports about itself, the unix
+//! socket that serves it, and the client behind `hactl-agent status`.
+//!
+//! The protocol is as small as it can be: a client connects, the daemon
+//! writes one JSON document and closes. The socket file is created with mode
+//! 0600 (root only): the status names addresses and scripts, and the socket
+//! is the local control surface. Secrets are never part of the model.
+//!
+//! hactl reads the same JSON over SSH (`hactl status`, drills, audit), so the
+//! field names here are a contract; see [`Status`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// Default path of the status socket.
+pub const DEFAULT_SOCKET: &str = "/run/hactl/agent.sock";
+
+/// A whole agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub config: PathBuf,
+    /// RFC 3339 wall time the daemon started.
+    pub started: String,
+    pub instances: Vec<InstanceStatus>,
+    /// Drops that could not be tied to an instance (no VRID of ours), per
+    /// receiving socket.
+    pub sockets: Vec<SocketStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub vrid: u8,
+    pub interface: String,
+    /// 2 or 3.
+    pub version: u8,
+    /// `ipv4` or `ipv6`.
+    pub family: String,
+    /// MASTER, BACKUP, FAULT or INIT.
+    pub state: String,
+    /// The configured priority.
+    pub priority: u8,
+    /// The priority after track weights, the one advertised.
+    pub effective_priority: u8,
+    pub vips: Vec<VipStatus>,
+    /// The address of the master this node sees (itself when MASTER).
+    pub master: Option<IpAddr>,
+    /// This node's own advert source address.
+    pub address: IpAddr,
+    pub advert_int_ms: u64,
+    /// RFC 3339 wall time of the last advert accepted from a peer.
+    pub last_advert: Option<String>,
+    pub counters: Counters,
+    pub transitions: Vec<TransitionRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VipStatus {
+    /// `ADDR/LEN`.
+    pub address: String,
+    pub interface: String,
+    /// Whether the address is on the interface now (the kernel's word, not
+    /// the agent's intent).
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub send_errors: u64,
+    /// Received packets refused, by reason (`bad_ttl`, `bad_checksum`,
+    /// `auth_mismatch`, `too_short`, `bad_version`, ...).
+    pub drops: BTreeMap<String, u64>,
+}
+
+impl Counters {
+    pub fn drop(&mut self, reason: &str) {
+        *self.drops.entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketStatus {
+    pub interface: String,
+    pub family: String,
+    pub drops: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransitionRecord {
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+    /// Wall clock, RFC 3339 UTC with milliseconds.
+    pub time: String,
+    /// Monotonic clock (CLOCK_MONOTONIC), nanoseconds: comparable across
+    /// the agents of one host, immune to wall clock steps.
+    pub monotonic_ns: u64,
+}
+
+// ===== time =====
+
+/// `2026-11-22T17:19:06.123Z` for a wall-clock time.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let secs = since.as_secs();
+    let ms = since.subsec_millis();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
+/// published `civil_from_days` algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, m as u32, d as u32)
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds.
+pub fn monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(ts) => {
+            let secs = u64::try_from(ts.tv_sec()).unwrap_or(0);
+            let nanos = u64::try_from(ts.tv_nsec()).unwrap_or(0);
+            secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+        }
+        Err(_) => 0,
+    }
+}
+
+// ===== server =====
+
+#[derive(Debug, Error)]
+pub enum StatusError {
+    #[error("cannot create the status socket {path}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot reach the agent at {path}")]
+    Connect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the agent's answer from {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the agent at {path} answered with invalid json")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A request from the socket server to the daemon for a fresh snapshot.
+pub type StatusRequest = oneshot::Sender<Status>;
+
+/// Binds the status socket (replacing a stale file) with mode 0600.
+pub fn bind(path: &Path) -> Result<UnixListener, StatusError> {
+    let fail = |source| StatusError::Bind {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(fail)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
+    Ok(listener)
+}
+
+/// Serves snapshots forever: each connection gets one JSON document.
+pub async fn serve(listener: UnixListener, requests: mpsc::Sender<StatusRequest>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let (tx, rx) = oneshot::channel();
+        if requests.send(tx).await.is_err() {
+            return;
+        }
+        let Ok(status) = rx.await else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Ok(mut text) = serde_json::to_vec_pretty(&status) {
+                text.push(b'\n');
+                let _ = stream.write_all(&text).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+    }
+}
+
+// ===== client =====
+
+/// Asks the agent at `path` for its status.
+pub fn fetch(path: &Path) -> Result<Status, StatusError> {
+    let mut stream = UnixStream::connect(path).map_err(|source| StatusError::Connect {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut text = Vec::new();
+    stream
+        .read_to_end(&mut text)
+        .map_err(|source| StatusError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    serde_json::from_slice(&text).map_err(|source| StatusError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The human table of `hactl-agent status`.
+pub fn table(status: &Status) -> String {
+    let header = [
+        "INSTANCE", "VRID", "IFACE", "VER", "STATE", "PRIO", "EFF", "MASTER", "VIPS", "SENT",
+        "RECV", "DROPS",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for i in &status.instances {
+        let vips = i
+            .vips
+            .iter()
+            .map(|v| {
+                if v.present {
+                    format!("{}*", v.address)
+                } else {
+                    v.address.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let drops: u64 = i.counters.drops.values().sum();
+        rows.push(vec![
+            i.name.clone(),
+            i.vrid.to_string(),
+            i.interface.clone(),
+            format!("v{}", i.version),
+            i.state.clone(),
+            i.priority.to_string(),
+            i.effective_priority.to_string(),
+            i.master.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            vips,
+            i.counters.adverts_sent.to_string(),
+            i.counters.adverts_received.to_string(),
+            drops.to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    let _ = writeln!(out, "(* = VIP present on the interface)");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_368_546_123);
+        assert_eq!(rfc3339(t), "2026-11-22T17:29:06.123Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (a leap day in a century leap year).
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+}
