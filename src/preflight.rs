@@ -160,8 +160,20 @@ pub async fn run(
             }
         }
     }
-    for pair in &plan.pairs {
-        pair_checks(pair, &known, &mut report).await;
+    let pairs = plan
+        .pairs
+        .iter()
+        .map(|pair| {
+            let known = &known;
+            async move {
+                let mut rows = PreflightReport::default();
+                pair_checks(pair, known, &mut rows).await;
+                rows
+            }
+        })
+        .collect();
+    for rows in crate::ssh::join_all(pairs).await {
+        report.checks.extend(rows.checks);
     }
     report
 }
@@ -491,6 +503,7 @@ async fn pair_checks(
             Some((mac.to_ascii_lowercase(), h.name.clone()))
         })
         .collect();
+    let mut vip_checks = Vec::new();
     for inst in &pair.instances {
         let Some((checker, session)) = reachable
             .iter()
@@ -500,61 +513,67 @@ async fn pair_checks(
             continue;
         };
         for vip in &inst.vips {
-            let check = format!("vip {} free", vip.address);
             let fact = DuplicateAddress {
                 interface: checker.interface.clone(),
                 address: IpAddr::V4(vip.address),
             };
-            match facts::gather(session, &fact).await {
-                Ok(AddressUse::Free) => report.push(
-                    &checker.name,
-                    &check,
-                    Outcome::Pass,
-                    "nobody answers".into(),
-                    None,
-                ),
-                Ok(AddressUse::HeldLocally) => report.push(
-                    &checker.name,
-                    &check,
-                    Outcome::Pass,
-                    "held here (deployed before)".into(),
-                    None,
-                ),
-                Ok(AddressUse::InUse { mac }) => {
-                    let peer = mac
-                        .as_ref()
-                        .and_then(|m| pair_macs.get(&m.to_ascii_lowercase()));
-                    match peer {
-                        Some(peer) => report.push(
-                            &checker.name,
-                            &check,
-                            Outcome::Pass,
-                            format!("held by {peer} of this pair"),
-                            None,
+            vip_checks.push(async move {
+                let found = facts::gather(session, &fact).await;
+                (checker, vip, found)
+            });
+        }
+    }
+    for (checker, vip, found) in crate::ssh::join_all(vip_checks).await {
+        let check = format!("vip {} free", vip.address);
+        match found {
+            Ok(AddressUse::Free) => report.push(
+                &checker.name,
+                &check,
+                Outcome::Pass,
+                "nobody answers".into(),
+                None,
+            ),
+            Ok(AddressUse::HeldLocally) => report.push(
+                &checker.name,
+                &check,
+                Outcome::Pass,
+                "held here (deployed before)".into(),
+                None,
+            ),
+            Ok(AddressUse::InUse { mac }) => {
+                let peer = mac
+                    .as_ref()
+                    .and_then(|m| pair_macs.get(&m.to_ascii_lowercase()));
+                match peer {
+                    Some(peer) => report.push(
+                        &checker.name,
+                        &check,
+                        Outcome::Pass,
+                        format!("held by {peer} of this pair"),
+                        None,
+                    ),
+                    None => report.push(
+                        &checker.name,
+                        &check,
+                        Outcome::Fail,
+                        format!(
+                            "already answering on the segment (MAC {})",
+                            mac.unwrap_or_else(|| "unknown".into())
                         ),
-                        None => report.push(
-                            &checker.name,
-                            &check,
-                            Outcome::Fail,
-                            format!(
-                                "already answering on the segment (MAC {})",
-                                mac.unwrap_or_else(|| "unknown".into())
-                            ),
-                            Some(format!(
-                                "remove {} from the host that holds it, or choose another VIP",
-                                vip.address
-                            )),
-                        ),
-                    }
+                        Some(format!(
+                            "remove {} from the host that holds it, or choose another VIP",
+                            vip.address
+                        )),
+                    ),
                 }
-                Err(e) => report.push(
-                    &checker.name,
-                    &check,
-                    Outcome::Fail,
-                    format!("cannot check: {e}"),
-                    None,
-                ),
             }
+            Err(e) => report.push(
+                &checker.name,
+                &check,
+                Outcome::Fail,
+                format!("cannot check: {e}"),
+                None,
+            ),
         }
     }
 }

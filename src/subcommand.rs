@@ -271,11 +271,12 @@ fn run_remote(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
                     out.text(&output::deploy_text(&report))?;
                 }
                 for h in report.hosts.iter().filter(|h| !h.ok) {
-                    out.error(&format!(
-                        "{}: {}",
-                        h.host,
-                        h.error.as_deref().unwrap_or("failed")
-                    ));
+                    let error = h.error.as_deref().unwrap_or("failed");
+                    if error.starts_with(&format!("{}: ", h.host)) {
+                        out.error(error);
+                    } else {
+                        out.error(&format!("{}: {error}", h.host));
+                    }
                 }
                 Ok(Some(if report.ok() { 0 } else { 1 }))
             }

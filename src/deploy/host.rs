@@ -209,6 +209,25 @@ pub(super) async fn deploy_host(
     })
 }
 
+/// Installs uploaded `.hactl-new` files; returns the (prev|new, path)
+/// words [`RESTORE`] takes to undo it.
+async fn install(session: &HostSession, files: &[&Step]) -> Result<Vec<String>, HostFailure> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut argv = vec!["sh".to_string(), "-c".into(), INSTALL.into(), "sh".into()];
+    argv.extend(files.iter().map(|s| s.path.clone()));
+    let installed = session
+        .run(&RemoteCommand::new(&argv).become_(true))
+        .await?;
+    Ok(installed
+        .stdout_text()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .flat_map(|(kind, path)| [kind.to_string(), path.to_string()])
+        .collect())
+}
+
 async fn apply(
     pool: &Pool,
     pair: &PairPlan,
@@ -231,11 +250,17 @@ async fn apply(
             )
             .await?;
     }
-    if let Some(config) = plan.files.iter().find(|s| s.validated) {
+    // Check scripts go in first: the config check wants them in place.
+    let (late, early): (Vec<&Step>, Vec<&Step>) = plan
+        .files
+        .iter()
+        .partition(|s| s.validated || s.path == layout::AGENT_BIN);
+    let mut restore = install(session, &early).await?;
+    if let Some(config) = late.iter().find(|s| s.validated) {
         let new_config = format!("{}{NEW_SUFFIX}", config.path);
         let (checker, argv): (&'static str, Vec<String>) = match pair.backend {
             Backend::Agent => {
-                let binary = if plan.files.iter().any(|s| s.path == layout::AGENT_BIN) {
+                let binary = if late.iter().any(|s| s.path == layout::AGENT_BIN) {
                     format!("{}{NEW_SUFFIX}", layout::AGENT_BIN)
                 } else {
                     layout::AGENT_BIN.to_string()
@@ -260,9 +285,12 @@ async fn apply(
             .await?;
         if !out.success() {
             let mut remove = vec!["rm".to_string(), "-f".into(), "--".into()];
-            remove.extend(plan.files.iter().map(|s| format!("{}{NEW_SUFFIX}", s.path)));
+            remove.extend(late.iter().map(|s| format!("{}{NEW_SUFFIX}", s.path)));
             session
                 .run(&RemoteCommand::new(&remove).become_(true))
+                .await?;
+            session
+                .run(&RemoteCommand::new(&script_argv(RESTORE, &restore)).become_(true))
                 .await?;
             let mut message = out.stderr_text().trim().to_string();
             if message.is_empty() {
@@ -275,18 +303,7 @@ async fn apply(
             });
         }
     }
-    let mut install = vec!["sh".to_string(), "-c".into(), INSTALL.into(), "sh".into()];
-    install.extend(plan.files.iter().map(|s| s.path.clone()));
-    let installed = session
-        .run(&RemoteCommand::new(&install).become_(true))
-        .await?;
-    // "prev F" / "new F", for the rollback.
-    let restore: Vec<String> = installed
-        .stdout_text()
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .flat_map(|(kind, path)| [kind.to_string(), path.to_string()])
-        .collect();
+    restore.extend(install(session, &late).await?);
     // The daemon ran before: the rollback brings it back.
     let had_previous = plan.pid.is_some();
     let control = plan.control;
