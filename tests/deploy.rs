@@ -1,0 +1,370 @@
+//! `hactl preflight`, `deploy` and `status` against a real lab (issue 6),
+//! as root. Each test copies inventories/lab.yaml, moves it to its own
+//! subnet (10.214.N.0/24: the lab and ssh tests use 10.213.x) and lab
+//! name, keeps the lab state in a temporary `HACTL_LAB_DIR`, and a guard
+//! runs `hactl lab down` even when the test panics.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use serde_json::Value;
+
+static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
+
+/// Labs per run of this binary; each gets one subnet.
+const LABS_PER_RUN: u8 = 4;
+
+const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
+
+/// A lab of (a changed copy of) the lab inventory.
+struct TestLab {
+    dir: PathBuf,
+    inventory: PathBuf,
+    subnet: String,
+}
+
+impl TestLab {
+    /// `edit` changes the inventory text (already moved to the subnet)
+    /// before the lab is built.
+    #[track_caller]
+    fn up(edit: impl Fn(String, &str) -> String) -> TestLab {
+        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
+        assert!(n < LABS_PER_RUN, "out of test subnets");
+        let pid = std::process::id();
+        let third = u8::try_from(pid % 60).unwrap() * LABS_PER_RUN + n;
+        let subnet = format!("10.214.{third}");
+        let dir = std::env::temp_dir().join(format!("deploy-tests-{pid}-{n}"));
+        fs::create_dir_all(&dir).unwrap();
+        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lab.yaml"))
+            .unwrap()
+            .replace("10.213.0.", &format!("{subnet}."));
+        let inventory = dir.join(format!("d{pid:x}x{n}.yaml"));
+        fs::write(&inventory, edit(text, &subnet)).unwrap();
+        let lab = TestLab {
+            dir,
+            inventory,
+            subnet,
+        };
+        let out = lab.hactl(&["lab", "up"], &[]);
+        assert!(out.status.success(), "lab up: {}", text_of(&out.stderr));
+        lab
+    }
+
+    fn hactl(&self, args: &[&str], extra: &[&str]) -> Output {
+        let mut argv: Vec<&str> = args.to_vec();
+        argv.push(self.inventory.to_str().unwrap());
+        argv.extend(extra);
+        Command::new(HACTL)
+            .args(&argv)
+            .env("HACTL_LAB_DIR", self.dir.join("labs"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// `hactl lab exec HOST -- sh -c SCRIPT`, which must succeed.
+    #[track_caller]
+    fn exec(&self, host: &str, script: &str) -> String {
+        let out = Command::new(HACTL)
+            .args([
+                "-i",
+                self.inventory.to_str().unwrap(),
+                "lab",
+                "exec",
+                host,
+                "--",
+            ])
+            .args(["sh", "-c", script])
+            .env("HACTL_LAB_DIR", self.dir.join("labs"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: {script}: {}",
+            text_of(&out.stderr)
+        );
+        text_of(&out.stdout)
+    }
+
+    /// The IPv4 addresses on a host's eth0.
+    fn addresses(&self, host: &str) -> Vec<String> {
+        let json: Value =
+            serde_json::from_str(&self.exec(host, "ip -j -4 addr show dev eth0")).unwrap();
+        json.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn agent_pid(&self, host: &str) -> String {
+        self.exec(host, "cat /run/hactl/agent.pid")
+            .trim()
+            .to_string()
+    }
+
+    fn vip(&self, last: u8) -> String {
+        format!("{}.{last}", self.subnet)
+    }
+
+    #[track_caller]
+    fn deploy_json(&self, extra: &[&str]) -> (bool, Value, String) {
+        let out = self.hactl(&["deploy", "--json"], extra);
+        let json = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("deploy --json: {e}: {}", text_of(&out.stderr)));
+        (out.status.success(), json, text_of(&out.stderr))
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = self.hactl(&["lab", "down"], &[]);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {report}"))
+}
+
+/// Masters hold their VIPs, backups none.
+#[track_caller]
+fn assert_vips_as_planned(lab: &TestLab) {
+    let placement = [
+        ("lb01", vec![100]),
+        ("lb02", vec![101]),
+        ("lb03", vec![110, 111]),
+        ("lb04", vec![]),
+    ];
+    for (h, vips) in placement {
+        let held = lab.addresses(h);
+        for last in [100, 101, 110, 111] {
+            let vip = lab.vip(last);
+            assert_eq!(
+                held.contains(&vip),
+                vips.contains(&last),
+                "{h} holds {held:?}; {vip}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
+    let lab = TestLab::up(|t, _| t);
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{report} {stderr}");
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
+        assert_eq!(host(&report, h)["changed"], true, "{report}");
+    }
+    assert_vips_as_planned(&lab);
+    let pids: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+
+    // Second run: nothing changes, nothing restarts.
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{stderr}");
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
+        assert_eq!(host(&report, h)["changed"], false, "{report}");
+    }
+    let again: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    assert_eq!(pids, again);
+
+    // One priority changes: only api_lb's hosts, by reload.
+    let text = fs::read_to_string(&lab.inventory).unwrap().replace(
+        "                master: lb03\n",
+        "                master: lb03\n                priority: {lb04: 90}\n",
+    );
+    fs::write(&lab.inventory, text).unwrap();
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(host(&report, "lb01")["changed"], false, "{report}");
+    assert_eq!(host(&report, "lb02")["changed"], false, "{report}");
+    let lb04 = host(&report, "lb04");
+    assert_eq!(lb04["changed"], true, "{report}");
+    assert!(
+        lb04["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().starts_with("reload")),
+        "{lb04}"
+    );
+    let after: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    assert_eq!(pids, after, "a reload keeps the agents");
+    assert_vips_as_planned(&lab);
+
+    // `hactl status` agrees, from the interfaces.
+    let out = lab.hactl(&["status", "--json"], &[]);
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let api = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance"] == "api")
+        .unwrap();
+    assert_eq!(api["masters"], serde_json::json!(["lb03"]));
+    assert_eq!(
+        api["vip_holders"][format!("{}/24", lab.vip(110))],
+        serde_json::json!(["lb03"])
+    );
+    let lb04 = api["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "lb04")
+        .unwrap();
+    assert_eq!(lb04["priority"], 90);
+    assert_eq!(lb04["agent_up"], true);
+}
+
+#[test]
+fn a_config_the_agent_rejects_changes_nothing_and_names_host_and_error() {
+    let lab = TestLab::up(|t, _| t);
+    let (ok, _, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{stderr}");
+    let pids: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    let broken = lab.dir.join("broken");
+    fs::create_dir_all(&broken).unwrap();
+    let template = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/keepalived.conf.j2"
+    ))
+    .unwrap();
+    fs::write(
+        broken.join("keepalived.conf.j2"),
+        format!("{template}\nnot_a_keepalived_keyword 1\n"),
+    )
+    .unwrap();
+    let out = lab.hactl(&["--templates", broken.to_str().unwrap(), "deploy"], &[]);
+    let stderr = text_of(&out.stderr);
+    assert!(!out.status.success());
+    // Backups go first: lb02 and lb04 refuse, their masters are not touched.
+    for h in ["lb02", "lb04"] {
+        assert!(
+            stderr.contains(&format!("{h}: hactl-agent check rejected the new config")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("not_a_keepalived_keyword"), "{stderr}");
+    assert!(
+        stderr.contains("lb01: not deployed: lb02 of this pair failed first"),
+        "{stderr}"
+    );
+    assert_vips_as_planned(&lab);
+    let after: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    assert_eq!(pids, after);
+    let config = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
+    assert!(!config.contains("not_a_keepalived_keyword"));
+}
+
+#[test]
+fn preflight_catches_hostname_nonlocal_bind_blocked_vrrp_and_a_used_vip() {
+    // The client sits outside the pairs: a neighbour on the segment.
+    let lab = TestLab::up(|t, subnet| {
+        t.replace(
+            "            lb01:\n",
+            "            lb01:\n              hactl_nonlocal_bind: true\n",
+        ) + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
+    });
+    let out = lab.hactl(&["preflight", "--json"], &[]);
+    assert!(!out.status.success(), "ip_nonlocal_bind is off on lb01");
+    let before: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fails = |report: &Value| -> Vec<(String, String)> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["outcome"] == "fail")
+            .map(|c| {
+                (
+                    c["host"].as_str().unwrap().to_string(),
+                    c["check"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        fails(&before),
+        [("lb01".to_string(), "net.ipv4.ip_nonlocal_bind".to_string())],
+        "{before}"
+    );
+
+    lab.exec("lb02", "hostname other");
+    lab.exec(
+        "lb04",
+        "nft add table inet hx && nft add chain inet hx input '{ type filter hook input priority 0; }' && nft add rule inet hx input ip protocol vrrp drop",
+    );
+    lab.exec(
+        "client",
+        &format!("ip addr add {}/24 dev eth0", lab.vip(110)),
+    );
+    let out = lab.hactl(&["preflight", "--json"], &[]);
+    assert!(!out.status.success());
+    let after: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = fails(&after);
+    for (h, check) in [
+        ("lb01", "net.ipv4.ip_nonlocal_bind".to_string()),
+        ("lb02", "hostname".to_string()),
+        ("lb04", "vrrp from lb03".to_string()),
+        ("lb03", format!("vip {} free", lab.vip(110))),
+    ] {
+        assert!(
+            found.contains(&(h.to_string(), check.clone())),
+            "{h} {check} not failed: {found:?}"
+        );
+    }
+    let vrrp = after["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["host"] == "lb04" && c["check"] == "vrrp from lb03")
+        .unwrap();
+    assert!(
+        vrrp["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ip protocol vrrp drop"),
+        "{vrrp}"
+    );
+    assert!(vrrp["fix"].as_str().is_some());
+
+    // Deploy refuses the hosts that fail preflight and says which.
+    let (ok, report, _) = lab.deploy_json(&[]);
+    assert!(!ok);
+    assert_eq!(host(&report, "lb02")["ok"], false);
+    assert!(
+        host(&report, "lb02")["error"]
+            .as_str()
+            .unwrap()
+            .contains("hostname"),
+        "{report}"
+    );
+}
