@@ -158,14 +158,15 @@ pub fn instance_params(config: &Config, instance: &VrrpInstance, source: IpAddr)
         });
     }
     for t in &instance.track_script {
-        let script_weight = config
-            .vrrp_scripts
-            .iter()
-            .find(|s| s.name == t.name)
-            .map_or(0, |s| s.weight);
+        let script = config.vrrp_scripts.iter().find(|s| s.name == t.name);
+        let weight = t.weight.unwrap_or(script.map_or(0, |s| s.weight));
+        // keepalived.conf(5) `weight W reverse`: the priority falls while the
+        // script is up and rises while it is down. The runner reports the
+        // inverted status ([`crate::track`]), so the weight changes sign.
+        let reverse = script.is_some_and(|s| s.weight_reverse);
         tracks.push(Track {
             name: t.name.clone(),
-            weight: t.weight.unwrap_or(script_weight),
+            weight: if reverse { -weight } else { weight },
         });
     }
     InstanceParams {
@@ -431,6 +432,18 @@ mod tests {
             .map(|t| (t.name.as_str(), t.weight))
             .collect();
         assert_eq!(tracks, [("interface eth0", 0), ("chk", -30), ("other", -7)]);
+    }
+
+    #[test]
+    fn reverse_scripts_change_the_weight_sign() {
+        let text = format!(
+            "vrrp_script chk {{\n  script \"/bin/true\"\n  weight 10 reverse\n}}\n{}",
+            instance(
+                "  track_script {\n    chk\n  }\n  virtual_ipaddress {\n    10.0.0.50/24\n  }\n"
+            )
+        );
+        let plan = plan_of(&text);
+        assert_eq!(plan.params[0].tracks[1].weight, -10);
     }
 
     #[test]

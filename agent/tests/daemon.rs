@@ -146,6 +146,11 @@ impl<'a> Agent<'a> {
         let _ = std::fs::remove_file(&socket);
         self.process = Some(self.host.spawn(&argv));
         wait_until(DEADLINE, "the agent's status socket", || {
+            if let Some(p) = self.process.as_mut()
+                && let Ok(Some(exit)) = p.child().try_wait()
+            {
+                panic!("the agent exited ({exit}):\n{}", p.stderr());
+            }
             self.status().is_some()
         });
     }
@@ -742,6 +747,54 @@ fn sync_group_members_fail_over_together() {
             "GROUP G MASTER 150",
         ]
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// keepalived's enable_script_security: a vrrp_script or notify script
+/// writable by a non-root user is never run; the tracked script counts as
+/// down (its weight applies) and the notify script is dropped.
+#[test]
+fn script_security_refuses_writable_scripts() {
+    require_root();
+    let segment = Segment::new(1);
+    let dir = std::env::temp_dir().join(format!("hxd{}-insecure", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let check = dir.join("check.sh");
+    let notify = dir.join("notify.sh");
+    let ran = dir.join("ran");
+    std::fs::write(&check, "#!/bin/sh\nexit 0\n").expect("check");
+    std::fs::write(&notify, format!("#!/bin/sh\ntouch {}\n", ran.display())).expect("notify");
+    use std::os::unix::fs::PermissionsExt;
+    for script in [&check, &notify] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let mut conf = InstanceConf::v3(100).extra(&format!(
+        "  track_script {{\n    chk\n  }}\n  notify {}\n",
+        notify.display()
+    ));
+    conf.global = "  script_user root\n  enable_script_security\n".to_owned();
+    conf.blocks = format!(
+        "vrrp_script chk {{\n  script {}\n  interval 1\n  weight -30\n}}\n",
+        check.display()
+    );
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    a.start();
+    let i = wait_for(DEADLINE, "the refused script to count as down", || {
+        let i = a.status()?.instances.into_iter().next()?;
+        (i.effective_priority == 70 && i.state == "MASTER").then_some(i)
+    });
+    assert_eq!(i.priority, 100);
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(
+        log.contains("vrrp_script chk: refused by enable_script_security"),
+        "{log}"
+    );
+    assert!(
+        log.contains("VI_1: notify script refused by enable_script_security"),
+        "{log}"
+    );
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    assert!(!ran.exists(), "the writable notify script never ran");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -36,10 +36,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, Family};
-use crate::glue::{self, INTERFACE_TRACK_PREFIX, Plan};
+use crate::glue::{self, INTERFACE_TRACK_PREFIX, NotifyScripts, Plan};
 use crate::netlink::LinkEvents;
 use crate::network::{self, Received, VrrpSocket};
-use crate::notify::{self, NotifySender, RunAs};
+use crate::notify::{self, NotifySender, RunAs, split_command};
 use crate::status;
 use crate::track::{self, TrackUpdate};
 
@@ -88,7 +88,41 @@ fn plan_for(config: &Config) -> Result<Plan, DaemonError> {
     let primary = |interface: &str, family: Family| {
         network::primary_address(interface, family, &vip_addresses)
     };
-    Ok(glue::plan(config, &primary)?)
+    let mut plan = glue::plan(config, &primary)?;
+    if config.global_defs.enable_script_security {
+        for w in &mut plan.wire {
+            refuse_insecure(&w.name, &mut w.notify);
+        }
+        for (name, scripts) in &mut plan.group_notify {
+            refuse_insecure(name, scripts);
+        }
+    }
+    Ok(plan)
+}
+
+/// enable_script_security: a notify script writable by a non-root user is
+/// dropped (and logged), as keepalived disables it.
+fn refuse_insecure(owner: &str, scripts: &mut NotifyScripts) {
+    for slot in [
+        &mut scripts.master,
+        &mut scripts.backup,
+        &mut scripts.fault,
+        &mut scripts.stop,
+        &mut scripts.generic,
+    ] {
+        let program = slot
+            .as_deref()
+            .map(split_command)
+            .and_then(|argv| argv.into_iter().next());
+        if let Some(program) = program
+            && let Some(why) = track::insecure_reason(std::path::Path::new(&program))
+        {
+            log(&format!(
+                "{owner}: notify script refused by enable_script_security: {why}"
+            ));
+            *slot = None;
+        }
+    }
 }
 
 fn script_user(config: &Config) -> Result<Option<RunAs>, DaemonError> {
