@@ -911,13 +911,14 @@ fn preempt_delay_is_honoured() {
     let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
     b.start();
     b.wait_state("MASTER");
-    let t0 = monotonic_ns();
     a.start();
     a.wait_state("BACKUP");
     wait_until(DEADLINE, "the preempting master", || {
         a.instance().state == "MASTER"
     });
-    let took = Duration::from_nanos(a.last_transition_to("MASTER").saturating_sub(t0));
+    // From the agent's own start (its INIT -> BACKUP) to its takeover.
+    let started = a.instance().transitions[0].monotonic_ns;
+    let took = Duration::from_nanos(a.last_transition_to("MASTER").saturating_sub(started));
     let mdi = master_down_interval(Version::V3, 150, ADVERT);
     assert!(
         took >= delay && took <= delay + mdi + MARGIN,
