@@ -420,26 +420,28 @@ fn killed_master_leaves_no_stale_vip_after_restart() {
 
 // ===== malformed packets =====
 
-/// Sends raw IPv4 `payload` (protocol 112) from `host` with `ttl`, by a
-/// Python one-liner: the IP header is built by hand (IP_HDRINCL).
+/// Sends raw IPv4 `payload` (protocol 112) from `host`'s eth0 with `ttl`:
+/// the IP header is built here (IP_HDRINCL), so any TTL goes out.
 #[track_caller]
 fn inject(host: &Host, dst: Ipv4Addr, ttl: u8, payload: &[u8]) {
-    const SEND: &str = "import socket,struct,sys\n\
-        src,dst,ttl,p=sys.argv[1],sys.argv[2],int(sys.argv[3]),bytes.fromhex(sys.argv[4])\n\
-        h=struct.pack('!BBHHHBBH4s4s',0x45,0xc0,20+len(p),0,0,ttl,112,0,socket.inet_aton(src),socket.inet_aton(dst))\n\
-        s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n\
-        s.setsockopt(socket.SOL_SOCKET,25,b'eth0\\0')\n\
-        s.sendto(h+p,(dst,0))\n";
-    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-    host.run(&[
-        "python3",
-        "-c",
-        SEND,
-        &host.ipv4().to_string(),
-        &dst.to_string(),
-        &ttl.to_string(),
-        &hex,
-    ]);
+    let src = host.ipv4();
+    let total = u16::try_from(20 + payload.len()).expect("small packet");
+    let mut packet = vec![0x45, 0xc0];
+    packet.extend(total.to_be_bytes());
+    packet.extend([0, 0, 0, 0, ttl, 112, 0, 0]);
+    packet.extend(src.octets());
+    packet.extend(dst.octets());
+    packet.extend(payload);
+    host.in_netns(|| {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        // IPPROTO_RAW implies IP_HDRINCL; the kernel fills in the header
+        // checksum.
+        let socket =
+            Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).expect("raw socket");
+        socket.bind_device(Some(b"eth0")).expect("bind to eth0");
+        let to = SockAddr::from(std::net::SocketAddrV4::new(dst, 0));
+        socket.send_to(&packet, &to).expect("send");
+    });
 }
 
 /// Issue 4: malformed packets from a third namespace (TTL 64, bad checksum,
