@@ -43,6 +43,18 @@ pub struct WireSettings {
     pub advert_interval: Duration,
     pub notify: NotifyScripts,
     pub garp: GarpSettings,
+    /// `use_vmac`: the macvlan that carries the VIPs.
+    pub vmac: Option<Vmac>,
+}
+
+/// A VRRP virtual MAC interface (RFC 5798 7.3: 00-00-5E-00-01-{VRID} for
+/// IPv4, 00-00-5E-00-02-{VRID} for IPv6), a macvlan on the instance's
+/// interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vmac {
+    /// `use_vmac NAME`, else keepalived's `vrrp.VRID`.
+    pub name: String,
+    pub mac: [u8; 6],
 }
 
 /// Gratuitous ARP / unsolicited NA timing of a new master
@@ -250,6 +262,19 @@ fn wire_settings(
             stop: instance.notify_stop.clone(),
             generic: instance.notify.clone(),
         },
+        vmac: instance.use_vmac.as_ref().map(|name| Vmac {
+            name: name
+                .clone()
+                .unwrap_or_else(|| format!("vrrp.{}", instance.virtual_router_id)),
+            mac: [
+                0x00,
+                0x00,
+                0x5e,
+                0x00,
+                if family == Family::Ipv4 { 0x01 } else { 0x02 },
+                instance.virtual_router_id,
+            ],
+        }),
         garp: GarpSettings {
             delay: instance
                 .garp_master_delay
@@ -287,9 +312,13 @@ impl WireSettings {
         }
     }
 
-    /// The interface a VIP goes on: its own `dev`, else the instance's.
+    /// The interface a VIP goes on: its own `dev`, else the virtual MAC
+    /// interface, else the instance's.
     pub fn vip_interface<'a>(&'a self, vip: &'a VirtualAddress) -> &'a str {
-        vip.dev.as_deref().unwrap_or(&self.interface)
+        vip.dev
+            .as_deref()
+            .or(self.vmac.as_ref().map(|v| v.name.as_str()))
+            .unwrap_or(&self.interface)
     }
 }
 

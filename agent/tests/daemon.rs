@@ -800,6 +800,53 @@ fn script_security_refuses_writable_scripts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 4: `use_vmac` puts the VIP on a macvlan with the VRRP virtual MAC
+/// (00:00:5e:00:01:VRID): neighbours see the same MAC whoever is master, and
+/// the interface goes away with the agent.
+#[test]
+fn use_vmac_keeps_the_virtual_mac_across_takeovers() {
+    require_root();
+    let segment = Segment::new(3);
+    let observer = segment.host(2);
+    observer.sysctl("net.ipv4.conf.all.arp_accept", "1");
+    let conf = |priority| InstanceConf::v3(priority).extra("  use_vmac\n");
+    let mut a = Agent::new(segment.host(0), 0, &conf(150));
+    let mut b = Agent::new(segment.host(1), 1, &conf(100));
+    a.start();
+    b.start();
+    a.wait_state("MASTER");
+    b.wait_state("BACKUP");
+    let vmac_name = "vrrp.51";
+    let virtual_mac = [0x00, 0x00, 0x5e, 0x00, 0x01, VRID];
+    assert_eq!(segment.host(0).mac(vmac_name), virtual_mac);
+    let on_vmac = |host: &Host| {
+        host.addresses(vmac_name)
+            .iter()
+            .any(|(address, _)| *address == vip())
+    };
+    wait_until(DEADLINE, "the VIP on the master's vmac", || {
+        on_vmac(segment.host(0))
+    });
+    assert!(!on_vmac(segment.host(1)) && !a.has_vip() && !b.has_vip());
+    let i = a.instance();
+    assert_eq!(i.vips[0].interface, vmac_name);
+    assert!(i.vips[0].present);
+    wait_until(DEADLINE, "the neighbour entry at the virtual MAC", || {
+        observer.neighbour(vip()) == Some(virtual_mac)
+    });
+
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    wait_until(DEADLINE, "the VIP on the new master's vmac", || {
+        on_vmac(segment.host(1))
+    });
+    assert_eq!(observer.neighbour(vip()), Some(virtual_mac));
+    let links = segment.host(0).run(&["ip", "-o", "link", "show"]);
+    assert!(
+        !links.contains(vmac_name),
+        "the vmac left with the agent: {links}"
+    );
+}
+
 // ===== protocol variants =====
 
 /// Issue 4: IPv6 VIPs with VRRPv3 (link-local sources, ff02::12).

@@ -45,6 +45,7 @@ use crate::track::{self, TrackUpdate};
 
 use super::events::{Daemon, Origins, chain};
 use super::vips::{VipDriver, VipLedger};
+use super::vmac;
 use super::{DaemonError, Options, log};
 
 /// How long shutdown waits for queued notify scripts (notify_stop).
@@ -174,6 +175,9 @@ async fn build(
     for ((interface, v6), groups) in &wanted {
         let family = if *v6 { Family::Ipv6 } else { Family::Ipv4 };
         sockets.push(Arc::new(VrrpSocket::open(interface, family, groups)?));
+    }
+    for (base, v) in vmac::of(&plan) {
+        vmac::ensure(base, v).await?;
     }
     let ledger = VipLedger::open(&options.state_dir)?;
     let vips = VipDriver::open()?;
@@ -372,6 +376,7 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     }
 
     world.daemon.shutdown().await;
+    remove_vmacs(world.daemon.plan(), None).await;
     drop(world);
     server.abort();
     drop(notify_tx);
@@ -464,6 +469,7 @@ async fn reload(
     .await;
     match built {
         Ok(mut new_world) => {
+            remove_vmacs(&old_plan, Some(new_world.daemon.plan())).await;
             let states = new_world.link_states.clone();
             new_world.daemon.resume(&states, fresh).await;
             *world = new_world;
@@ -473,6 +479,20 @@ async fn reload(
             keep_old(&e);
             world.daemon.restart(&stopped).await;
             None
+        }
+    }
+}
+
+/// Deletes the virtual MAC interfaces of `plan` that `keep` does not use.
+async fn remove_vmacs(plan: &Plan, keep: Option<&Plan>) {
+    let kept: Vec<String> = keep
+        .map(|k| vmac::of(k).iter().map(|(_, v)| v.name.clone()).collect())
+        .unwrap_or_default();
+    for (_, v) in vmac::of(plan) {
+        if !kept.contains(&v.name)
+            && let Err(e) = vmac::remove(&v.name).await
+        {
+            log(&format!("cannot delete {}: {}", v.name, chain(&e)));
         }
     }
 }
