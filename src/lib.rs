@@ -7,6 +7,7 @@ pub mod arguments;
 pub mod cluster_status;
 pub mod config;
 pub mod deploy;
+pub mod drill;
 pub mod error;
 pub mod facts;
 pub mod inventory;

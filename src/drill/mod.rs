@@ -1,0 +1,618 @@
+//! `hactl failover-test`: drills that break a healthy pair on purpose and
+//! measure how it recovers (DESIGN.md section 5, issue 7).
+//!
+//! ```text
+//! for each selected pair, instance, scenario:
+//!   view ── not exactly one VIP holder, or an agent down ──> skipped
+//!    │
+//!   prober on the VIP (controller, every 5 ms) ─────────────────────┐
+//!   fault (scenario.rs) ── pending undo recorded (Ctrl-C runs it)   │
+//!   wait: the VIP on the backup (partition: on both)                │
+//!   undo ── pending undo cleared                                    │
+//!   wait: one holder, as configured (preempt: the old master)       │
+//!   agent transition stamps <── status --json of the new master     │
+//!   report.rs: takeover, bound, probes lost, restored, verdict <────┘
+//! ```
+//!
+//! A drill runs only on an inventory marked as a lab (see [`is_lab`])
+//! unless `--yes` is given. Drills run one after another: each changes a
+//! pair, and the next one checks the pair is healthy again.
+//!
+//! Times: the fault instant is taken on the controller right before the
+//! fault's command is sent, so the SSH round trip counts against the pair
+//! (part of [`report::MARGIN`]). The agents' transition stamps are wall
+//! clock: comparable with the controller's in the lab (one kernel), off by
+//! the hosts' clock offset elsewhere.
+
+pub mod command;
+pub mod prober;
+pub mod report;
+pub mod scenario;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::agent_control::{self, AgentControl};
+use crate::facts::{self, Interfaces};
+use crate::inventory::Inventory;
+use crate::inventory::yaml::Value;
+use crate::output::Progress;
+use crate::plan::{ClusterPlan, InstancePlan, PairPlan};
+use crate::ssh::{HostSession, Pool, RemoteCommand, Target};
+
+use prober::{PROBE_INTERVAL, ProbeLog, Prober};
+use report::{DrillReport, MARGIN, Measured};
+use scenario::{Scenario, Step};
+
+/// How often a drill looks at the hosts while it waits.
+const POLL: Duration = Duration::from_millis(100);
+/// Slack on every wait beyond the RFC timers: SSH, scripts, restarts.
+const WAIT_SLACK: Duration = Duration::from_secs(10);
+/// How long the VIP must answer the prober before a fault.
+const BASELINE: Duration = Duration::from_millis(300);
+
+/// What to drill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillOptions {
+    pub pair: Option<String>,
+    pub instance: Option<String>,
+    pub scenarios: Vec<Scenario>,
+}
+
+/// The variable that marks an inventory as a lab when no lab is built.
+pub const LAB_VAR: &str = "hactl_lab";
+
+/// Whether drills may run without `--yes`: a lab built for this inventory
+/// exists (`hactl lab up`), or every host of the selected pairs has
+/// `hactl_lab: true` (a lab made by other means).
+pub fn is_lab(inv: &Inventory, plan: &ClusterPlan, lab_built: bool) -> bool {
+    if lab_built {
+        return true;
+    }
+    let hosts: Vec<&str> = plan
+        .pairs
+        .iter()
+        .flat_map(|p| p.hosts.iter().map(|h| h.name.as_str()))
+        .collect();
+    !hosts.is_empty()
+        && hosts.iter().all(|h| {
+            inv.host_vars(h)
+                .get(LAB_VAR)
+                .is_some_and(|v| matches!(v.value.value, Value::Bool(true)))
+        })
+}
+
+/// The (pair, instance) couples `options` selects; `Err` names the
+/// filter that matched nothing.
+pub fn select<'a>(
+    plan: &'a ClusterPlan,
+    options: &DrillOptions,
+) -> Result<Vec<(&'a PairPlan, &'a InstancePlan)>, String> {
+    let mut out = Vec::new();
+    for pair in &plan.pairs {
+        if options.pair.as_ref().is_some_and(|p| p != &pair.name) {
+            continue;
+        }
+        for inst in &pair.instances {
+            if options.instance.as_ref().is_some_and(|i| i != &inst.name) {
+                continue;
+            }
+            out.push((pair, inst));
+        }
+    }
+    if out.is_empty() {
+        return Err(match (&options.pair, &options.instance) {
+            (Some(p), Some(i)) => format!("no instance {i} in pair {p}"),
+            (Some(p), None) => format!("no pair {p}"),
+            (None, Some(i)) => format!("no instance {i}"),
+            (None, None) => "the inventory has no pair".to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// An undo not yet run: what Ctrl-C must still do.
+#[derive(Debug, Clone)]
+struct Undo {
+    host: String,
+    step: Step,
+    control: AgentControl,
+}
+
+/// Runs drills and remembers the undo of the fault in progress.
+#[derive(Debug, Clone, Default)]
+pub struct Drills {
+    pending: Arc<Mutex<Vec<Undo>>>,
+}
+
+impl Drills {
+    pub fn new() -> Drills {
+        Drills::default()
+    }
+
+    /// Runs every selected drill, one after another.
+    pub async fn run(
+        &self,
+        pool: &Pool,
+        targets: &[Target],
+        selected: &[(&PairPlan, &InstancePlan)],
+        scenarios: &[Scenario],
+        progress: &Progress,
+    ) -> Vec<DrillReport> {
+        let mut reports = Vec::new();
+        for (pair, inst) in selected {
+            for &scenario in scenarios {
+                progress.message(&format!("{} {} {scenario}", pair.name, inst.name));
+                let report = self.drill(pool, targets, pair, inst, scenario).await;
+                progress.advance();
+                reports.push(report);
+            }
+        }
+        reports
+    }
+
+    /// Runs the undo a drill left pending (after Ctrl-C dropped it).
+    pub async fn undo_pending(&self, pool: &Pool, targets: &[Target]) -> Vec<String> {
+        let pending: Vec<Undo> = match self.pending.lock() {
+            Ok(mut p) => p.drain(..).collect(),
+            Err(_) => return vec!["the pending undo list is poisoned".to_string()],
+        };
+        let mut errors = Vec::new();
+        for undo in pending {
+            let Some(target) = targets.iter().find(|t| t.host == undo.host) else {
+                continue;
+            };
+            let result = match pool.connect(target).await {
+                Ok(session) => run_step(&session, &undo.control, &undo.step, None).await,
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = result {
+                errors.push(format!("{}: undo failed: {e}", undo.host));
+            }
+        }
+        errors
+    }
+
+    fn set_pending(&self, undo: Option<Undo>) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.clear();
+            p.extend(undo);
+        }
+    }
+
+    async fn drill(
+        &self,
+        pool: &Pool,
+        targets: &[Target],
+        pair: &PairPlan,
+        inst: &InstancePlan,
+        scenario: Scenario,
+    ) -> DrillReport {
+        let skip = |why: String| DrillReport::skipped(&pair.name, &inst.name, scenario, why);
+        let sessions = match connect_pair(pool, targets, pair).await {
+            Ok(s) => s,
+            Err(e) => return skip(e),
+        };
+        let before = match view(&sessions, inst).await {
+            Ok(v) => v,
+            Err(e) => return skip(e),
+        };
+        if let Some(why) = before.unhealthy() {
+            return skip(why);
+        }
+        let master = before.holders[0].clone();
+        let Some(backup) = inst
+            .roles
+            .iter()
+            .filter(|r| r.host != master)
+            .max_by_key(|r| r.priority)
+        else {
+            return skip("the pair has a single host".to_string());
+        };
+        let backup = backup.host.clone();
+        let (on_host, other) = if scenario.on_backup() {
+            (backup.clone(), master.clone())
+        } else {
+            (master.clone(), backup.clone())
+        };
+        let Some((_, session, control)) = sessions.iter().find(|s| s.0 == on_host) else {
+            return skip(format!("{on_host} is not a host of the pair"));
+        };
+        let control = *control;
+        let interface = pair
+            .hosts
+            .iter()
+            .find(|h| h.name == on_host)
+            .map_or("eth0", |h| h.interface.as_str());
+        let steps = match scenario::plan(scenario, pair, inst, interface) {
+            Ok(s) => s,
+            Err(why) => return skip(why),
+        };
+        let backup_priority = inst
+            .roles
+            .iter()
+            .find(|r| r.host == backup)
+            .map_or(100, |r| r.priority);
+        let bound = scenario::bound(scenario, pair, inst, backup_priority);
+        let mut report = DrillReport::skipped(&pair.name, &inst.name, scenario, String::new());
+        report.reason = None;
+        report.master_before = Some(master.clone());
+        report.bound_ms = millis(bound);
+        report.margin_ms = millis(MARGIN);
+
+        let vip = inst.vips[0].address;
+        let prober = Prober::start(vip, PROBE_INTERVAL);
+        let mut problems = Vec::new();
+        if prober.is_ok() {
+            // Baseline: the VIP answers before the fault (or the drill
+            // measures from the agents only).
+            tokio::time::sleep(BASELINE).await;
+        }
+
+        // ===== fault =====
+        self.set_pending(Some(Undo {
+            host: on_host.clone(),
+            step: steps.undo.clone(),
+            control,
+        }));
+        let fault_wall = SystemTime::now();
+        let fault_at = Instant::now();
+        let stdin = (scenario == Scenario::Partition).then(scenario::partition_ruleset);
+        let fault = if scenario == Scenario::Link {
+            link_down_detached(session, interface, bound + Duration::from_secs(2)).await
+        } else {
+            run_step(session, &control, &steps.fault, stdin).await
+        };
+        let mut during = None;
+        let mut split_brain = None;
+        match fault {
+            Err(e) => problems.push(format!("fault failed on {on_host}: {e}")),
+            Ok(()) => {
+                let deadline = bound + WAIT_SLACK;
+                if scenario == Scenario::Partition {
+                    let seen = wait_view(&sessions, inst, deadline, |v| v.holders.len() >= 2).await;
+                    split_brain = Some(seen.is_some());
+                    during = seen.map(|v| v.holders.join("+"));
+                } else {
+                    let seen =
+                        wait_view(&sessions, inst, deadline, |v| v.holders.contains(&other)).await;
+                    match seen {
+                        Some(_) => during = Some(other.clone()),
+                        None => problems.push(format!(
+                            "the VIP did not reach {other} within {} ms",
+                            millis(deadline)
+                        )),
+                    }
+                }
+            }
+        }
+        let took_effect = Instant::now();
+
+        // ===== undo =====
+        let undo = if scenario == Scenario::Link {
+            // The host brings its link back itself; wait until it answers,
+            // then make sure.
+            wait_reachable(session, bound + WAIT_SLACK).await;
+            run_step(session, &control, &steps.undo, None).await
+        } else {
+            run_step(session, &control, &steps.undo, None).await
+        };
+        match undo {
+            Ok(()) => self.set_pending(None),
+            Err(e) => problems.push(format!("undo failed on {on_host}: {e}")),
+        }
+
+        // ===== settle =====
+        let new_master = if scenario.moves_vip() {
+            during.clone()
+        } else {
+            Some(backup.clone())
+        };
+        let expected = if inst.preempt || !scenario.moves_vip() {
+            master.clone()
+        } else {
+            new_master.clone().unwrap_or_else(|| master.clone())
+        };
+        let settle = bound * 3 + WAIT_SLACK;
+        let settled = wait_view(&sessions, inst, settle, |v| {
+            v.holders == [expected.clone()] && v.agents_down.is_empty()
+        })
+        .await;
+        let after = match settled {
+            Some(v) => v,
+            None => match view(&sessions, inst).await {
+                Ok(v) => v,
+                Err(e) => {
+                    problems.push(e);
+                    View::default()
+                }
+            },
+        };
+        report.master_after = (after.holders.len() == 1).then(|| after.holders[0].clone());
+        report.restored = after.holders == [expected.clone()] && after.agents_down.is_empty();
+        if !report.restored {
+            problems.push(format!(
+                "expected {expected} alone to hold the VIP, found [{}]{}",
+                after.holders.join(", "),
+                if after.agents_down.is_empty() {
+                    String::new()
+                } else {
+                    format!(", agents down on {}", after.agents_down.join(", "))
+                }
+            ));
+        }
+        report.master_during = during;
+        report.split_brain_seen = split_brain;
+
+        // ===== measure =====
+        let log = match prober.and_then(Prober::finish) {
+            Ok(log) => log,
+            Err(e) => {
+                problems.push(e.to_string());
+                ProbeLog::default()
+            }
+        };
+        let end = Instant::now();
+        report.probes_sent = log.probes.iter().filter(|p| p.sent >= fault_at).count();
+        report.probes_lost = log.lost_between(fault_at, end);
+        if let Some(new) = &new_master
+            && scenario.moves_vip()
+            && pair.backend == crate::plan::Backend::Agent
+            && let Some((_, s, _)) = sessions.iter().find(|s| &s.0 == new)
+        {
+            report.agent_takeover_ms = agent_takeover(s, &inst.name, fault_wall).await;
+        }
+        if scenario.moves_vip() {
+            let outage = log.outage_after(fault_at, took_effect);
+            let answered = log.answered_between(fault_at - BASELINE, fault_at) > 0;
+            (report.takeover_ms, report.measured_by) = match (outage, answered) {
+                (Some(d), true) => (Some(millis(d)), Some(Measured::Prober)),
+                _ => (report.agent_takeover_ms, Some(Measured::Agent)),
+            };
+        }
+        report.judge(problems);
+        report
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Where the instance's VIPs are and which agents run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct View {
+    /// Hosts holding a VIP of the instance on an interface.
+    holders: Vec<String>,
+    /// Hosts whose daemon does not run.
+    agents_down: Vec<String>,
+    /// Hosts that did not answer.
+    unreachable: Vec<String>,
+}
+
+impl View {
+    /// Why a drill must not touch the pair.
+    fn unhealthy(&self) -> Option<String> {
+        if !self.unreachable.is_empty() {
+            return Some(format!("unreachable: {}", self.unreachable.join(", ")));
+        }
+        if !self.agents_down.is_empty() {
+            return Some(format!("agent down on {}", self.agents_down.join(", ")));
+        }
+        if self.holders.len() != 1 {
+            return Some(format!(
+                "{} VIP holders ({})",
+                self.holders.len(),
+                self.holders.join(", ")
+            ));
+        }
+        None
+    }
+}
+
+type Sessions = Vec<(String, Arc<HostSession>, AgentControl)>;
+
+async fn connect_pair(
+    pool: &Pool,
+    targets: &[Target],
+    pair: &PairPlan,
+) -> Result<Sessions, String> {
+    let mut out = Vec::new();
+    for host in &pair.hosts {
+        let target = targets
+            .iter()
+            .find(|t| t.host == host.name)
+            .ok_or_else(|| format!("{}: no SSH target", host.name))?;
+        let session = pool.connect(target).await.map_err(|e| e.to_string())?;
+        let control = AgentControl::detect(&session, pair.backend)
+            .await
+            .map_err(|e| e.to_string())?;
+        out.push((host.name.clone(), session, control));
+    }
+    Ok(out)
+}
+
+async fn view(sessions: &Sessions, inst: &InstancePlan) -> Result<View, String> {
+    let mut v = View::default();
+    for (host, session, control) in sessions {
+        let up = control.running_pid(session).await.map(|p| p.is_some());
+        let interfaces = facts::gather(session.as_ref(), &Interfaces).await;
+        match (up, interfaces) {
+            (Ok(up), Ok(interfaces)) => {
+                if !up {
+                    v.agents_down.push(host.clone());
+                }
+                let holds = interfaces.iter().any(|i| {
+                    i.addresses.iter().any(|a| {
+                        inst.vips
+                            .iter()
+                            .any(|vip| a.address == IpAddr::V4(vip.address))
+                    })
+                });
+                if holds {
+                    v.holders.push(host.clone());
+                }
+            }
+            _ => v.unreachable.push(host.clone()),
+        }
+    }
+    Ok(v)
+}
+
+/// Polls the pair until `wanted` holds (the view then) or `limit` passes.
+/// A host that does not answer (its link down) counts as holding nothing.
+async fn wait_view(
+    sessions: &Sessions,
+    inst: &InstancePlan,
+    limit: Duration,
+    wanted: impl Fn(&View) -> bool,
+) -> Option<View> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(v) = view(sessions, inst).await
+            && wanted(&v)
+        {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn wait_reachable(session: &HostSession, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let probe = RemoteCommand::new(&["true"]).timeout(Duration::from_secs(2));
+        if session.output(&probe).await.is_ok_and(|o| o.success()) {
+            return true;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    false
+}
+
+async fn run_step(
+    session: &HostSession,
+    control: &AgentControl,
+    step: &Step,
+    stdin: Option<String>,
+) -> Result<(), String> {
+    match step {
+        Step::StopAgent => control.stop(session).await.map_err(|e| e.to_string()),
+        Step::KillAgent => control
+            .kill(session)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Step::StartAgent => {
+            // Starting an agent that runs (the fault never happened) would
+            // start a second one.
+            match control.running_pid(session).await {
+                Ok(Some(_)) => Ok(()),
+                _ => control.start(session).await.map_err(|e| e.to_string()),
+            }
+        }
+        Step::Command(argv) => {
+            let mut command = RemoteCommand::new(argv).become_(true);
+            if let Some(text) = stdin {
+                command = command.stdin(text.into_bytes());
+            }
+            session
+                .run(&command)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Takes `interface` down for `hold` and up again, detached on the host:
+/// SSH may travel over that very interface, so the host must bring it
+/// back by itself.
+async fn link_down_detached(
+    session: &HostSession,
+    interface: &str,
+    hold: Duration,
+) -> Result<(), String> {
+    let script = format!(
+        "setsid sh -c 'ip link set \"$0\" down; sleep {}; ip link set \"$0\" up' \"$1\" </dev/null >/dev/null 2>&1 &",
+        hold.as_secs_f64()
+    );
+    let argv = crate::ssh::script_argv(&script, &[interface]);
+    session
+        .run(&RemoteCommand::new(&argv).become_(true))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The new master's MASTER transition after `fault`, in ms after it.
+async fn agent_takeover(session: &HostSession, instance: &str, fault: SystemTime) -> Option<u64> {
+    let status = agent_control::agent_status(session).await.ok()??;
+    let inst = status.instances.iter().find(|i| i.name == instance)?;
+    // Stamps have ms resolution: allow one ms before the fault.
+    let from = fault.checked_sub(Duration::from_millis(1))?;
+    inst.transitions
+        .iter()
+        .filter(|t| t.to == "MASTER")
+        .filter_map(|t| parse_rfc3339(&t.time))
+        .find(|t| *t >= from)
+        .map(|t| millis(t.duration_since(fault).unwrap_or(Duration::ZERO)))
+}
+
+/// `2026-11-22T17:29:06.123Z` (the agent's stamps) to a wall-clock time.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' || !text.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let ms = match text.get(19..text.len() - 1)? {
+        "" => 0,
+        frac => {
+            let digits = frac.strip_prefix('.')?;
+            let padded: String = digits.chars().chain("000".chars()).take(3).collect();
+            padded.parse::<i64>().ok()?
+        }
+    };
+    // Howard Hinnant's days_from_civil.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    let total = u64::try_from(secs)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(u64::try_from(ms).ok()?)?;
+    Some(UNIX_EPOCH + Duration::from_millis(total))
+}
+
+/// The VIP a drill probes.
+pub fn probed_vip(inst: &InstancePlan) -> Ipv4Addr {
+    inst.vips[0].address
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips_the_agent_format() {
+        for ms in [0u64, 951_782_400_000, 1_795_368_546_123] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            let text = hactl_agent::status::rfc3339(t);
+            assert_eq!(parse_rfc3339(&text), Some(t), "{text}");
+        }
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339("2026-11-22T17:29:06.12xZ"), None);
+    }
+}
