@@ -33,12 +33,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::agent_control::{self, AgentControl};
+use crate::agent_control::{self, AgentControl, Supervisor};
 use crate::facts::{self, Interfaces};
 use crate::inventory::Inventory;
 use crate::inventory::yaml::Value;
 use crate::output::Progress;
-use crate::plan::{ClusterPlan, InstancePlan, PairPlan};
+use crate::plan::{Backend, ClusterPlan, InstancePlan, PairPlan};
+use crate::remote_layout as layout;
 use crate::ssh::{HostSession, Pool, RemoteCommand, Target};
 
 use prober::{PROBE_INTERVAL, ProbeLog, Prober};
@@ -211,10 +212,10 @@ impl Drills {
             return skip("the pair has a single host".to_string());
         };
         let backup = backup.host.clone();
-        let (on_host, other) = if scenario.on_backup() {
-            (backup.clone(), master.clone())
+        let on_host = if scenario.on_backup() {
+            backup.clone()
         } else {
-            (master.clone(), backup.clone())
+            master.clone()
         };
         let Some((_, session, control)) = sessions.iter().find(|s| s.0 == on_host) else {
             return skip(format!("{on_host} is not a host of the pair"));
@@ -256,19 +257,25 @@ impl Drills {
             step: steps.undo.clone(),
             control,
         }));
-        let fault_wall = SystemTime::now();
-        let fault_at = Instant::now();
+        let sent_wall = SystemTime::now();
         let stdin = (scenario == Scenario::Partition).then(scenario::partition_ruleset);
         let fault = if scenario == Scenario::Link {
             link_down_detached(session, interface, bound + Duration::from_secs(2)).await
         } else {
-            run_step(session, &control, &steps.fault, stdin).await
+            run_fault(session, &control, &steps.fault, stdin).await
         };
+        // The host's stamp of the fault; the controller's send time when
+        // the host printed none.
+        let fault_wall = match &fault {
+            Ok(Some(at)) => *at,
+            _ => sent_wall,
+        };
+        let fault_at = instant_of(fault_wall);
         let mut during = None;
         let mut split_brain = None;
         match fault {
             Err(e) => problems.push(format!("fault failed on {on_host}: {e}")),
-            Ok(()) => {
+            Ok(_) => {
                 let deadline = bound + WAIT_SLACK;
                 if scenario == Scenario::Partition {
                     let seen = wait_view(&sessions, inst, deadline, |v| v.holders.len() >= 2).await;
@@ -276,11 +283,11 @@ impl Drills {
                     during = seen.map(|v| v.holders.join("+"));
                 } else {
                     let seen =
-                        wait_view(&sessions, inst, deadline, |v| v.holders.contains(&other)).await;
+                        wait_view(&sessions, inst, deadline, |v| v.holders.contains(&backup)).await;
                     match seen {
-                        Some(_) => during = Some(other.clone()),
+                        Some(_) => during = Some(backup.clone()),
                         None => problems.push(format!(
-                            "the VIP did not reach {other} within {} ms",
+                            "the VIP did not reach {backup} within {} ms",
                             millis(deadline)
                         )),
                     }
@@ -433,13 +440,39 @@ async fn connect_pair(
     Ok(out)
 }
 
+/// How long one host may take to answer a look; a host whose link is down
+/// would otherwise hold the drill for TCP's retransmissions.
+const LOOK_TIMEOUT: Duration = Duration::from_secs(2);
+
 async fn view(sessions: &Sessions, inst: &InstancePlan) -> Result<View, String> {
+    let mut looks = tokio::task::JoinSet::new();
+    for (index, (_, session, control)) in sessions.iter().enumerate() {
+        let (session, control) = (Arc::clone(session), *control);
+        looks.spawn(async move {
+            let look = async {
+                let up = control.running_pid(&session).await.ok()?.is_some();
+                let interfaces = facts::gather(session.as_ref(), &Interfaces).await.ok()?;
+                Some((up, interfaces))
+            };
+            (
+                index,
+                tokio::time::timeout(LOOK_TIMEOUT, look)
+                    .await
+                    .ok()
+                    .flatten(),
+            )
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = looks.join_next().await {
+        results.push(joined.map_err(|e| e.to_string())?);
+    }
+    results.sort_by_key(|(index, _)| *index);
     let mut v = View::default();
-    for (host, session, control) in sessions {
-        let up = control.running_pid(session).await.map(|p| p.is_some());
-        let interfaces = facts::gather(session.as_ref(), &Interfaces).await;
-        match (up, interfaces) {
-            (Ok(up), Ok(interfaces)) => {
+    for (index, look) in results {
+        let host = &sessions[index].0;
+        match look {
+            Some((up, interfaces)) => {
                 if !up {
                     v.agents_down.push(host.clone());
                 }
@@ -454,7 +487,7 @@ async fn view(sessions: &Sessions, inst: &InstancePlan) -> Result<View, String> 
                     v.holders.push(host.clone());
                 }
             }
-            _ => v.unreachable.push(host.clone()),
+            None => v.unreachable.push(host.clone()),
         }
     }
     Ok(v)
@@ -494,6 +527,73 @@ async fn wait_reachable(session: &HostSession, limit: Duration) -> bool {
     false
 }
 
+/// Prints the host's wall clock (`date +%s.%N`), then runs the rest.
+const STAMPED: &str = r#"date +%s.%N
+exec "$@""#;
+
+/// Sends a signal to the process of a pid file, stamped: argv SIGNAL
+/// PIDFILE.
+const STAMPED_SIGNAL: &str = r#"p=$(cat -- "$2")
+date +%s.%N
+kill -s "$1" "$p""#;
+
+/// Runs a fault step; returns when it happened on the host's clock (the
+/// first line the stamped command prints).
+async fn run_fault(
+    session: &HostSession,
+    control: &AgentControl,
+    step: &Step,
+    stdin: Option<String>,
+) -> Result<Option<SystemTime>, String> {
+    let argv: Vec<String> = match step {
+        Step::Signal(signal) => match control.supervisor {
+            Supervisor::Hactl => crate::ssh::script_argv(
+                STAMPED_SIGNAL,
+                &[signal, layout::pid_file(control.backend)],
+            ),
+            Supervisor::Systemd => {
+                let unit = match control.backend {
+                    Backend::Agent => layout::AGENT_UNIT,
+                    Backend::Keepalived => layout::KEEPALIVED_UNIT,
+                };
+                crate::ssh::script_argv(STAMPED, &["systemctl", "kill", "-s", signal, unit])
+            }
+        },
+        Step::Command(argv) => crate::ssh::script_argv(STAMPED, argv),
+        Step::RestartAgent => return restart(session, control).await.map(|()| None),
+    };
+    let mut command = RemoteCommand::new(&argv).become_(true);
+    if let Some(text) = stdin {
+        command = command.stdin(text.into_bytes());
+    }
+    let out = session.run(&command).await.map_err(|e| e.to_string())?;
+    Ok(out.stdout_text().lines().next().and_then(parse_epoch_stamp))
+}
+
+/// `1795368546.123456789` (`date +%s.%N`) to a wall-clock time.
+pub fn parse_epoch_stamp(text: &str) -> Option<SystemTime> {
+    let (secs, nanos) = text.trim().split_once('.')?;
+    let secs: u64 = secs.parse().ok()?;
+    let digits: String = nanos.chars().chain("000000000".chars()).take(9).collect();
+    let nanos: u64 = digits.parse().ok()?;
+    Some(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_nanos(nanos))
+}
+
+/// The controller instant of a wall-clock time in the recent past.
+fn instant_of(wall: SystemTime) -> Instant {
+    let ago = SystemTime::now()
+        .duration_since(wall)
+        .unwrap_or(Duration::ZERO);
+    Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
+}
+
+/// `stop` waits for a stopping agent to be gone (a no-op when none
+/// runs), then a fresh start: starting one that runs would start a second.
+async fn restart(session: &HostSession, control: &AgentControl) -> Result<(), String> {
+    control.stop(session).await.map_err(|e| e.to_string())?;
+    control.start(session).await.map_err(|e| e.to_string())
+}
+
 async fn run_step(
     session: &HostSession,
     control: &AgentControl,
@@ -501,20 +601,8 @@ async fn run_step(
     stdin: Option<String>,
 ) -> Result<(), String> {
     match step {
-        Step::StopAgent => control.stop(session).await.map_err(|e| e.to_string()),
-        Step::KillAgent => control
-            .kill(session)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
-        Step::StartAgent => {
-            // Starting an agent that runs (the fault never happened) would
-            // start a second one.
-            match control.running_pid(session).await {
-                Ok(Some(_)) => Ok(()),
-                _ => control.start(session).await.map_err(|e| e.to_string()),
-            }
-        }
+        Step::Signal(_) => run_fault(session, control, step, stdin).await.map(|_| ()),
+        Step::RestartAgent => restart(session, control).await,
         Step::Command(argv) => {
             let mut command = RemoteCommand::new(argv).become_(true);
             if let Some(text) = stdin {
@@ -536,17 +624,17 @@ async fn link_down_detached(
     session: &HostSession,
     interface: &str,
     hold: Duration,
-) -> Result<(), String> {
+) -> Result<Option<SystemTime>, String> {
     let script = format!(
-        "setsid sh -c 'ip link set \"$0\" down; sleep {}; ip link set \"$0\" up' \"$1\" </dev/null >/dev/null 2>&1 &",
+        "date +%s.%N; setsid sh -c 'ip link set \"$0\" down; sleep {}; ip link set \"$0\" up' \"$1\" </dev/null >/dev/null 2>&1 &",
         hold.as_secs_f64()
     );
     let argv = crate::ssh::script_argv(&script, &[interface]);
-    session
+    let out = session
         .run(&RemoteCommand::new(&argv).become_(true))
         .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(out.stdout_text().lines().next().and_then(parse_epoch_stamp))
 }
 
 /// The new master's MASTER transition after `fault`, in ms after it.
@@ -604,6 +692,20 @@ pub fn probed_vip(inst: &InstancePlan) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn epoch_stamps_of_date() {
+        let t = parse_epoch_stamp("1795368546.123456789\n");
+        assert_eq!(
+            t,
+            Some(UNIX_EPOCH + Duration::from_nanos(1_795_368_546_123_456_789))
+        );
+        assert_eq!(
+            parse_epoch_stamp("1795368546.5"),
+            Some(UNIX_EPOCH + Duration::from_millis(1_795_368_546_500))
+        );
+        assert_eq!(parse_epoch_stamp("%s.%N"), None);
+    }
 
     #[test]
     fn rfc3339_round_trips_the_agent_format() {

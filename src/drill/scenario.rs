@@ -110,9 +110,11 @@ pub fn parse_list(text: &str) -> Result<Vec<Scenario>, UnknownScenario> {
 /// What a drill runs on a host to break or undo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    StopAgent,
-    KillAgent,
-    StartAgent,
+    /// Send the agent a signal (`TERM`, `KILL`) without waiting.
+    Signal(&'static str),
+    /// Wait for a stopping agent to be gone, then start it (a running
+    /// agent is left alone).
+    RestartAgent,
     /// A command run as root.
     Command(Vec<String>),
 }
@@ -144,12 +146,12 @@ pub fn plan(
     let cmd = |argv: &[&str]| Step::Command(argv.iter().map(|s| s.to_string()).collect());
     Ok(match scenario {
         Scenario::Graceful => Plan {
-            fault: Step::StopAgent,
-            undo: Step::StartAgent,
+            fault: Step::Signal("TERM"),
+            undo: Step::RestartAgent,
         },
         Scenario::Kill => Plan {
-            fault: Step::KillAgent,
-            undo: Step::StartAgent,
+            fault: Step::Signal("KILL"),
+            undo: Step::RestartAgent,
         },
         Scenario::Link => Plan {
             fault: cmd(&["ip", "link", "set", interface, "down"]),
