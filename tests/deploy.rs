@@ -14,7 +14,7 @@ use serde_json::Value;
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
 
 /// Labs per run of this binary; each gets one subnet.
-const LABS_PER_RUN: u8 = 4;
+const LABS_PER_RUN: u8 = 6;
 
 const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
 
@@ -33,7 +33,7 @@ impl TestLab {
         let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
         assert!(n < LABS_PER_RUN, "out of test subnets");
         let pid = std::process::id();
-        let third = u8::try_from(pid % 60).unwrap() * LABS_PER_RUN + n;
+        let third = u8::try_from(pid % 40).unwrap() * LABS_PER_RUN + n;
         let subnet = format!("10.214.{third}");
         let dir = std::env::temp_dir().join(format!("deploy-tests-{pid}-{n}"));
         fs::create_dir_all(&dir).unwrap();
@@ -283,6 +283,158 @@ fn a_config_the_agent_rejects_changes_nothing_and_names_host_and_error() {
     assert_eq!(pids, after);
     let config = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
     assert!(!config.contains("not_a_keepalived_keyword"));
+
+    // One host unreachable: the same inventory (so the same lab) plus lb05
+    // in api_lb at an address with nothing behind it.
+    let other = lab.dir.join("other");
+    fs::create_dir_all(&other).unwrap();
+    let with_lb05 = other.join(lab.inventory.file_name().unwrap());
+    let text = fs::read_to_string(&lab.inventory).unwrap().replace(
+        "            lb04:\n",
+        &format!(
+            "            lb05:\n              ansible_host: {}\n            lb04:\n",
+            lab.vip(77)
+        ),
+    );
+    fs::write(&with_lb05, text).unwrap();
+    let out = Command::new(HACTL)
+        .args(["deploy", "--json", with_lb05.to_str().unwrap()])
+        .env("HACTL_LAB_DIR", lab.dir.join("labs"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = text_of(&out.stderr);
+    assert_eq!(host(&report, "lb05")["ok"], false, "{report}");
+    assert!(
+        stderr.contains("lb05: preflight failed: ssh login"),
+        "{stderr}"
+    );
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
+        assert_eq!(host(&report, h)["ok"], true, "{report}");
+    }
+    assert_vips_as_planned(&lab);
+}
+
+#[test]
+fn host_keys_are_strict_unless_trust_on_first_use_is_asked_and_a_changed_key_is_refused() {
+    let lab = TestLab::up(|t, _| t);
+    let name = lab
+        .inventory
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let known_hosts = lab.dir.join("labs").join(&name).join("known_hosts");
+    let original = fs::read_to_string(&known_hosts).unwrap();
+    let lb04 = lab.vip(14);
+    let is_lb04 = |line: &str| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|h| h == lb04 || h.starts_with(&format!("[{lb04}]")))
+    };
+    assert!(original.lines().any(is_lb04), "{original}");
+    let without: String = original
+        .lines()
+        .filter(|l| !is_lb04(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&known_hosts, &without).unwrap();
+    let out = lab.hactl(&["status"], &[]);
+    let stderr = text_of(&out.stdout) + &text_of(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("lb04: host key is not in"), "{stderr}");
+    let out = lab.hactl(&["status", "--accept-new-host-keys"], &[]);
+    assert!(out.status.success(), "{}", text_of(&out.stdout));
+    assert!(
+        fs::read_to_string(&known_hosts)
+            .unwrap()
+            .lines()
+            .any(is_lb04)
+    );
+
+    // A different key recorded for lb04: refused, with the flag too.
+    let key_dir = lab.dir.join("otherkey");
+    fs::create_dir_all(&key_dir).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(key_dir.join("k"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = fs::read_to_string(key_dir.join("k.pub")).unwrap();
+    let mut words = public.split_whitespace();
+    let (kind, key) = (words.next().unwrap(), words.next().unwrap());
+    let changed: String = original
+        .lines()
+        .map(|l| {
+            if is_lb04(l) {
+                let host = l.split_whitespace().next().unwrap();
+                format!("{host} {kind} {key}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&known_hosts, changed).unwrap();
+    for flags in [&[][..], &["--accept-new-host-keys"][..]] {
+        let out = lab.hactl(&["status"], flags);
+        let text = text_of(&out.stdout) + &text_of(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}");
+        assert!(text.contains("lb04: HOST KEY CHANGED"), "{flags:?}: {text}");
+    }
+}
+
+#[test]
+fn the_keepalived_backend_deploys_and_fails_over() {
+    let lab = TestLab::up(|t, _| {
+        t.replace(
+            "        api_lb:\n          vars:\n",
+            "        api_lb:\n          vars:\n            hactl_backend: keepalived\n",
+        )
+    });
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{report} {stderr}");
+    assert_vips_as_planned(&lab);
+    let conf = lab.exec("lb03", "cat /etc/keepalived/keepalived.conf");
+    assert!(conf.contains("vrrp_instance api"), "{conf}");
+    let pid = lab
+        .exec("lb03", "cat /run/hactl/keepalived.pid")
+        .trim()
+        .to_string();
+    assert!(
+        lab.exec("lb03", &format!("cat /proc/{pid}/comm"))
+            .starts_with("keepalived"),
+        "the pid file names keepalived"
+    );
+
+    // The master's keepalived stops: lb04 takes the VIPs.
+    lab.exec("lb03", &format!("kill -TERM {pid}"));
+    let vips = [lab.vip(110), lab.vip(111)];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !vips.iter().all(|v| lab.addresses("lb04").contains(v)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lb04 did not take over"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(vips.iter().all(|v| !lab.addresses("lb03").contains(v)));
+
+    // A deploy starts it again and the VIPs go home.
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{report} {stderr}");
+    let lb03 = host(&report, "lb03");
+    assert!(
+        lb03["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "start keepalived"),
+        "{lb03}"
+    );
+    assert_vips_as_planned(&lab);
 }
 
 #[test]

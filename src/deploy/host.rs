@@ -320,9 +320,13 @@ async fn apply(
         Ok(()) => wait_healthy(pool, pair, session, targets, control).await,
         Err(e) => Err(e.to_string()),
     };
-    let Err(detail) = health else {
+    let Err(mut detail) = health else {
         return Ok(());
     };
+    let log = control.log_tail(session, 3).await;
+    if !log.is_empty() {
+        detail.push_str(&format!("; its log ends: {}", log.replace('\n', " | ")));
+    }
     // Roll back: previous files, previous daemon.
     let rollback = async {
         session
