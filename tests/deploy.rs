@@ -161,9 +161,51 @@ fn assert_vips_as_planned(lab: &TestLab) {
     }
 }
 
+/// Pings argv[1] every 10 ms (raw ICMP) until the file argv[2] exists;
+/// prints `ready` once the socket is open, then `SENT RECEIVED
+/// LONGEST_RUN_OF_LOST`.
+const PROBER: &str = r#"import os, select, socket, struct, sys, time
+vip, stop = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident = os.getpid() & 0xffff
+def checksum(b):
+    total = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    total = (total >> 16) + (total & 0xffff)
+    total += total >> 16
+    return ~total & 0xffff
+got, seq = set(), 0
+print("ready", flush=True)
+def drain(until):
+    while True:
+        left = until - time.time()
+        if left <= 0:
+            return
+        if select.select([s], [], [], left)[0]:
+            data = s.recv(2048)
+            ihl = (data[0] & 15) * 4
+            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+            if kind == 0 and rid == ident:
+                got.add(rseq)
+while not os.path.exists(stop) and seq < 60000:
+    seq += 1
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"hactl-probe!"
+    packet = struct.pack("!BBHHH", 8, 0, checksum(body), ident, seq) + b"hactl-probe!"
+    s.sendto(packet, (vip, 0))
+    drain(time.time() + 0.01)
+drain(time.time() + 0.3)
+run = worst = 0
+for i in range(1, seq + 1):
+    run = 0 if i in got else run + 1
+    worst = max(worst, run)
+print(seq, len(got), worst, flush=True)
+"#;
+
 #[test]
 fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
-    let lab = TestLab::up(|t, _| t);
+    // The client sits outside the pairs: it pings a VIP during a deploy.
+    let lab = TestLab::up(|t, subnet| {
+        t + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
+    });
     let (ok, report, stderr) = lab.deploy_json(&[]);
     assert!(ok, "{report} {stderr}");
     for h in ["lb01", "lb02", "lb03", "lb04"] {
@@ -187,26 +229,83 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
         .collect();
     assert_eq!(pids, again);
 
-    // One priority changes: only api_lb's hosts, by reload.
+    // The priorities of api change: --check --diff shows it, redacted,
+    // and changes nothing.
     let text = fs::read_to_string(&lab.inventory).unwrap().replace(
         "                master: lb03\n",
-        "                master: lb03\n                priority: {lb04: 90}\n",
+        "                master: lb03\n                priority: {lb03: 200, lb04: 90}\n",
     );
     fs::write(&lab.inventory, text).unwrap();
+    let out = lab.hactl(&["deploy", "--check", "--diff"], &[]);
+    let shown = text_of(&out.stdout);
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    assert!(
+        shown.contains("-    priority 100\n+    priority 90\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("+    priority 200\n"), "{shown}");
+    assert!(shown.contains("reload hactl-agent (SIGHUP)"), "{shown}");
+    assert!(!shown.contains("labpass"), "{shown}");
+    assert!(
+        !lab.exec("lb04", "cat /etc/hactl/keepalived.conf")
+            .contains("priority 90")
+    );
+
+    // Deployed while a client pings the VIP every 10 ms: only api_lb's
+    // hosts are touched, by reload, and at most one advert interval (1 s,
+    // 100 pings) of replies goes missing.
+    let stop = lab.dir.join("stop-prober");
+    let mut prober = Command::new(HACTL)
+        .args([
+            "-i",
+            lab.inventory.to_str().unwrap(),
+            "lab",
+            "exec",
+            "client",
+            "--",
+        ])
+        .args([
+            "python3",
+            "-c",
+            PROBER,
+            &lab.vip(110),
+            stop.to_str().unwrap(),
+        ])
+        .env("HACTL_LAB_DIR", lab.dir.join("labs"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(prober.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
     let (ok, report, stderr) = lab.deploy_json(&[]);
+    fs::write(&stop, "").unwrap();
+    let counts = lines.next().unwrap().unwrap();
+    assert!(prober.wait().unwrap().success());
     assert!(ok, "{stderr}");
+    let counts: Vec<u32> = counts
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (sent, received, worst) = (counts[0], counts[1], counts[2]);
+    assert!(sent > 200 && received > 0, "{counts:?}");
+    assert!(
+        worst <= 100,
+        "lost {worst} pings in a row ({received}/{sent} answered)"
+    );
     assert_eq!(host(&report, "lb01")["changed"], false, "{report}");
     assert_eq!(host(&report, "lb02")["changed"], false, "{report}");
-    let lb04 = host(&report, "lb04");
-    assert_eq!(lb04["changed"], true, "{report}");
-    assert!(
-        lb04["plan"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l.as_str().unwrap().starts_with("reload")),
-        "{lb04}"
-    );
+    for h in ["lb03", "lb04"] {
+        let line = host(&report, h);
+        assert_eq!(line["changed"], true, "{report}");
+        assert!(
+            line["plan"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l.as_str().unwrap().starts_with("reload")),
+            "{line}"
+        );
+    }
     let after: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
         .iter()
         .map(|h| lab.agent_pid(h))
@@ -237,6 +336,13 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
         .unwrap();
     assert_eq!(lb04["priority"], 90);
     assert_eq!(lb04["agent_up"], true);
+    let lb03 = api["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "lb03")
+        .unwrap();
+    assert_eq!(lb03["priority"], 200);
 }
 
 #[test]
