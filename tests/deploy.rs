@@ -346,7 +346,8 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
 }
 
 #[test]
-fn a_config_the_agent_rejects_changes_nothing_and_names_host_and_error() {
+fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreachable_host_fails_alone()
+ {
     let lab = TestLab::up(|t, _| t);
     let (ok, _, stderr) = lab.deploy_json(&[]);
     assert!(ok, "{stderr}");
@@ -389,6 +390,51 @@ fn a_config_the_agent_rejects_changes_nothing_and_names_host_and_error() {
     assert_eq!(pids, after);
     let config = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
     assert!(!config.contains("not_a_keepalived_keyword"));
+
+    // A config the agent accepts but that leaves lb02 unhealthy (it would
+    // lose `blog`): lb02 gets its previous config and agent back, lb01 is
+    // not touched.
+    let demoting = lab.dir.join("demoting");
+    fs::create_dir_all(&demoting).unwrap();
+    assert!(template.contains("priority {{ inst.priority }}"));
+    fs::write(
+        demoting.join("keepalived.conf.j2"),
+        template.replace("priority {{ inst.priority }}", "priority 1"),
+    )
+    .unwrap();
+    let before = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
+    let out = lab.hactl(
+        &[
+            "--templates",
+            demoting.to_str().unwrap(),
+            "--limit",
+            "web_lb",
+            "deploy",
+        ],
+        &[],
+    );
+    let stderr = text_of(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("lb02: not healthy after the change (instance blog is BACKUP"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert!(
+        stderr.contains("lb01: not deployed: lb02 of this pair failed first"),
+        "{stderr}"
+    );
+    assert_eq!(lab.exec("lb02", "cat /etc/hactl/keepalived.conf"), before);
+    assert_eq!(lab.agent_pid("lb01"), pids[0]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !lab.addresses("lb02").contains(&lab.vip(101)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lb02 did not take blog back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_vips_as_planned(&lab);
 
     // One host unreachable: the same inventory (so the same lab) plus lb05
     // in api_lb at an address with nothing behind it.
