@@ -70,7 +70,7 @@ pub struct Step {
 
 /// Everything one host needs.
 #[derive(Debug, Clone)]
-pub struct HostPlan {
+pub struct HostChange {
     pub control: AgentControl,
     pub files: Vec<Step>,
     pub action: Action,
@@ -195,7 +195,7 @@ pub(super) async fn deploy_host(
             diff,
         });
     }
-    let host_plan = HostPlan {
+    let host_plan = HostChange {
         control,
         files: changed_files,
         action,
@@ -233,7 +233,7 @@ async fn apply(
     pair: &PairPlan,
     session: &HostSession,
     targets: &BTreeMap<&str, &Target>,
-    plan: &HostPlan,
+    plan: &HostChange,
 ) -> Result<(), HostFailure> {
     let host = session.host().to_string();
     let mut mkdir = vec!["mkdir", "-p", "-m", "0755", "--"];

@@ -37,7 +37,7 @@ use crate::preflight::{self, PreflightReport};
 use crate::render::RenderError;
 use crate::ssh::{HostSession, Pool, SshError, Target};
 
-pub use host::{Action, HostPlan, Step};
+pub use host::{Action, HostChange, Step};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -273,5 +273,46 @@ mod tests {
         assert_eq!(orders[0], ["lb02", "lb01"]);
         // api_lb: lb03 masters `api`.
         assert_eq!(orders[1], ["lb04", "lb03"]);
+    }
+
+    #[test]
+    fn the_lab_check_script_follows_the_drill_flag_convention() {
+        let inv = Inventory::load(std::path::Path::new("inventories/lab.yaml")).unwrap();
+        let plan = crate::plan::resolve(&inv, &|_| None).unwrap();
+        let check = &plan.pairs[0].checks[0];
+        assert_eq!(check.script, "/etc/hactl/checks/check_web.sh");
+        assert!(check.script.starts_with(crate::remote_layout::CHECKS_DIR));
+        let content = check.content.as_deref().unwrap();
+        assert!(content.starts_with("#!/bin/sh\n"), "{content}");
+        assert!(
+            content.contains(&format!(
+                "test ! -e {}",
+                crate::remote_layout::check_fail_flag("check_web")
+            )),
+            "{content}"
+        );
+        assert_eq!(plan.pairs[0].hosts[0].nonlocal_bind, None);
+    }
+
+    #[test]
+    fn check_content_needs_an_absolute_script_and_nonlocal_bind_a_bool() {
+        use crate::inventory::yaml;
+        let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        p:\n          vars:\n            hactl_interface: eth0\n            hactl_checks:\n              c: {script: relative.sh, content: \"exit 0\"}\n            hactl_instances:\n              - {name: i, vips: [10.0.0.50/24], master: a}\n          hosts:\n            a: {ansible_host: 10.0.0.1, hactl_nonlocal_bind: maybe}\n            b: {ansible_host: 10.0.0.2, hactl_nonlocal_bind: true}\n";
+        let path = std::path::Path::new("inv.yaml");
+        let inv = Inventory::from_node(path, &yaml::load_str(text, path).unwrap()).unwrap();
+        let errors = crate::plan::resolve(&inv, &|_| None).unwrap_err();
+        let messages: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("content needs an absolute script path")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("hactl_nonlocal_bind") && m.contains("true or false")),
+            "{messages:?}"
+        );
     }
 }
