@@ -391,18 +391,24 @@ fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreach
     let config = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
     assert!(!config.contains("not_a_keepalived_keyword"));
 
-    // A config the agent accepts but that leaves lb02 unhealthy (it would
-    // lose `blog`): lb02 gets its previous config and agent back, lb01 is
-    // not touched.
+    // A config the agent accepts: lb02 (first) takes it and stays healthy,
+    // lb01 (the master, last) would lose `www` with it. lb01 is rolled
+    // back, and so is lb02: the pair is left as it was.
     let demoting = lab.dir.join("demoting");
     fs::create_dir_all(&demoting).unwrap();
     assert!(template.contains("priority {{ inst.priority }}"));
     fs::write(
         demoting.join("keepalived.conf.j2"),
-        template.replace("priority {{ inst.priority }}", "priority 1"),
+        template.replace(
+            "priority {{ inst.priority }}",
+            "priority {{ 1 if host.name == \"lb01\" else inst.priority }}",
+        ) + "# a harmless change\n",
     )
     .unwrap();
-    let before = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
+    let before: Vec<String> = ["lb01", "lb02"]
+        .iter()
+        .map(|h| lab.exec(h, "cat /etc/hactl/keepalived.conf"))
+        .collect();
     let out = lab.hactl(
         &[
             "--templates",
@@ -410,27 +416,36 @@ fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreach
             "--limit",
             "web_lb",
             "deploy",
+            "--json",
         ],
         &[],
     );
     let stderr = text_of(&out.stderr);
     assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        stderr.contains("lb02: not healthy after the change (instance blog is BACKUP"),
+        stderr.contains("lb01: not healthy after the change (instance www is BACKUP"),
         "{stderr}"
     );
     assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(host(&report, "lb02")["rolled_back"], true, "{report}");
     assert!(
-        stderr.contains("lb01: not deployed: lb02 of this pair failed first"),
-        "{stderr}"
+        host(&report, "lb02")["error"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back: lb01 of this pair failed"),
+        "{report}"
     );
-    assert_eq!(lab.exec("lb02", "cat /etc/hactl/keepalived.conf"), before);
-    assert_eq!(lab.agent_pid("lb01"), pids[0]);
+    let after: Vec<String> = ["lb01", "lb02"]
+        .iter()
+        .map(|h| lab.exec(h, "cat /etc/hactl/keepalived.conf"))
+        .collect();
+    assert_eq!(before, after);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !lab.addresses("lb02").contains(&lab.vip(101)) {
+    while !lab.addresses("lb01").contains(&lab.vip(100)) {
         assert!(
             std::time::Instant::now() < deadline,
-            "lb02 did not take blog back"
+            "lb01 did not take www back"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
