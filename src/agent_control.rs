@@ -71,11 +71,13 @@ echo $! > "$6"
 echo $!"#;
 
 /// Starts keepalived detached in the foreground mode, VRRP only: argv
-/// CONFIG PIDFILE VRRP_PIDFILE CHECKERS_PIDFILE LOG.
+/// CONFIG PIDFILE VRRP_PIDFILE CHECKERS_PIDFILE LOG. keepalived writes its
+/// pid file itself (and refuses to start when the file names a live
+/// process, so it must not be written for it).
 const START_KEEPALIVED: &str = r#"set -e
 mkdir -p -m 0755 /run/hactl /var/lib/hactl
+rm -f -- "$2" "$3" "$4"
 setsid keepalived --dont-fork --log-console --log-detail --vrrp -f "$1" -p "$2" -r "$3" -c "$4" </dev/null >>"$5" 2>&1 &
-echo $! > "$2"
 echo $!"#;
 
 /// Sends a signal to the process of a pid file: argv SIGNAL PIDFILE.
@@ -159,6 +161,24 @@ impl AgentControl {
         };
         session.run(&command.become_(true)).await?;
         Ok(())
+    }
+
+    /// The last lines of the supervised daemon's log (empty under systemd:
+    /// see `journalctl -u UNIT`).
+    pub async fn log_tail(&self, session: &HostSession, lines: usize) -> String {
+        if self.supervisor == Supervisor::Systemd {
+            return String::new();
+        }
+        let log = match self.backend {
+            Backend::Agent => layout::AGENT_LOG,
+            Backend::Keepalived => layout::KEEPALIVED_LOG,
+        };
+        let command =
+            RemoteCommand::new(&["tail", "-n", &lines.to_string(), "--", log]).become_(true);
+        match session.output(&command).await {
+            Ok(out) if out.success() => out.stdout_text().trim().to_string(),
+            _ => String::new(),
+        }
     }
 
     /// SIGTERM, then waits until the daemon has exited (a master releases

@@ -281,3 +281,128 @@ pub fn status_table(report: &crate::cluster_status::StatusReport) -> String {
     }
     format!("{table}\n")
 }
+
+#[cfg(test)]
+mod tests {
+    //! The preflight, deploy and status tables against golden files
+    //! (`src/testdata/`; `HACTL_UPDATE_GOLDEN=1` regenerates them).
+
+    use super::*;
+    use crate::cluster_status::{HostInstance, InstanceReport, StatusReport};
+    use crate::deploy::{DeployReport, HostReport};
+    use crate::preflight::{CheckResult, Outcome, PreflightReport};
+
+    #[track_caller]
+    fn golden(name: &str, got: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/testdata")
+            .join(name);
+        if std::env::var_os("HACTL_UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} ({e}); run with HACTL_UPDATE_GOLDEN=1", path.display()));
+        assert_eq!(got, want, "{name}");
+    }
+
+    fn preflight() -> PreflightReport {
+        let row = |host: &str, check: &str, outcome, detail: &str, fix: Option<&str>| CheckResult {
+            host: host.into(),
+            check: check.into(),
+            outcome,
+            detail: detail.into(),
+            fix: fix.map(str::to_string),
+        };
+        PreflightReport {
+            checks: vec![
+                row("lb01", "hostname", Outcome::Pass, "lb01", None),
+                row(
+                    "lb02",
+                    "hostname",
+                    Outcome::Fail,
+                    "uname -n says \"other\", the inventory says \"lb02\"",
+                    Some("hostnamectl set-hostname lb02 (or rename the host in the inventory)"),
+                ),
+                row(
+                    "lb02",
+                    "time sync",
+                    Outcome::Warn,
+                    "no time sync service answers",
+                    None,
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn preflight_table_names_failures_and_fixes() {
+        golden("preflight_table.txt", &preflight_table(&preflight()));
+    }
+
+    #[test]
+    fn deploy_summary() {
+        let host = |name: &str, changed, error: Option<&str>, plan: &[&str]| HostReport {
+            host: name.into(),
+            pair: "web_lb".into(),
+            changed,
+            ok: error.is_none(),
+            error: error.map(str::to_string),
+            plan: plan.iter().map(|s| s.to_string()).collect(),
+            diff: None,
+            rolled_back: false,
+            seconds: 1.25,
+        };
+        let report = DeployReport {
+            check: false,
+            hosts: vec![
+                host(
+                    "lb02",
+                    true,
+                    None,
+                    &[
+                        "upload /etc/hactl/keepalived.conf (mode 600)",
+                        "reload hactl-agent (SIGHUP)",
+                    ],
+                ),
+                host(
+                    "lb01",
+                    false,
+                    Some("not deployed: lb02 of this pair failed first"),
+                    &[],
+                ),
+            ],
+            preflight: PreflightReport::default(),
+        };
+        golden("deploy_summary.txt", &deploy_text(&report));
+    }
+
+    #[test]
+    fn status_table_shows_holders_and_agents() {
+        let line = |host: &str, role, state: Option<&str>, holds: &[&str]| HostInstance {
+            host: host.into(),
+            role,
+            planned_priority: if role == State::Master { 150 } else { 100 },
+            agent_up: Some(state.is_some()),
+            state: state.map(str::to_string),
+            priority: state.map(|_| if role == State::Master { 150 } else { 100 }),
+            effective_priority: state.map(|_| if role == State::Master { 90 } else { 100 }),
+            holds: holds.iter().map(|s| s.to_string()).collect(),
+            error: None,
+        };
+        let report = StatusReport {
+            instances: vec![InstanceReport {
+                pair: "web_lb".into(),
+                instance: "www".into(),
+                vrid: 1,
+                planned_master: "lb01".into(),
+                masters: vec!["lb01".into()],
+                vip_holders: [("10.213.0.100/24".to_string(), vec!["lb01".to_string()])].into(),
+                hosts: vec![
+                    line("lb01", State::Master, Some("MASTER"), &["10.213.0.100/24"]),
+                    line("lb02", State::Backup, None, &[]),
+                ],
+            }],
+        };
+        golden("status_table.txt", &status_table(&report));
+    }
+}

@@ -70,7 +70,7 @@ pub struct Step {
 
 /// Everything one host needs.
 #[derive(Debug, Clone)]
-pub struct HostPlan {
+pub struct HostChange {
     pub control: AgentControl,
     pub files: Vec<Step>,
     pub action: Action,
@@ -82,6 +82,38 @@ pub struct HostDone {
     pub changed: bool,
     pub plan: Vec<String>,
     pub diff: Option<String>,
+    /// How to undo what was applied, when something was.
+    pub undo: Option<Undo>,
+}
+
+/// How to put a host that was changed back as it was (a later host of
+/// its pair failed).
+#[derive(Debug, Clone)]
+pub struct Undo {
+    control: AgentControl,
+    /// [`RESTORE`]'s argv words.
+    restore: Vec<String>,
+    action: Action,
+}
+
+impl Undo {
+    /// Restores the `.prev` files and the daemon as it ran before: stopped
+    /// after a first start, restarted after a binary change, else reloaded.
+    pub async fn run(&self, session: &HostSession) -> Result<(), HostFailure> {
+        session
+            .run(&RemoteCommand::new(&script_argv(RESTORE, &self.restore)).become_(true))
+            .await?;
+        match self.action {
+            Action::Start => self.control.stop(session).await?,
+            Action::Restart => {
+                self.control.stop(session).await?;
+                self.control.start(session).await?;
+            }
+            Action::Reload => self.control.reload(session).await?,
+            Action::None => {}
+        }
+        Ok(())
+    }
 }
 
 pub(super) async fn deploy_host(
@@ -193,19 +225,25 @@ pub(super) async fn deploy_host(
             changed,
             plan: lines,
             diff,
+            undo: None,
         });
     }
-    let host_plan = HostPlan {
+    let host_plan = HostChange {
         control,
         files: changed_files,
         action,
         pid,
     };
-    apply(pool, pair, session, targets, &host_plan).await?;
+    let restore = apply(pool, pair, session, targets, &host_plan).await?;
     Ok(HostDone {
         changed: true,
         plan: lines,
         diff,
+        undo: Some(Undo {
+            control,
+            restore,
+            action,
+        }),
     })
 }
 
@@ -233,8 +271,8 @@ async fn apply(
     pair: &PairPlan,
     session: &HostSession,
     targets: &BTreeMap<&str, &Target>,
-    plan: &HostPlan,
-) -> Result<(), HostFailure> {
+    plan: &HostChange,
+) -> Result<Vec<String>, HostFailure> {
     let host = session.host().to_string();
     let mut mkdir = vec!["mkdir", "-p", "-m", "0755", "--"];
     mkdir.extend(DIRS);
@@ -320,9 +358,13 @@ async fn apply(
         Ok(()) => wait_healthy(pool, pair, session, targets, control).await,
         Err(e) => Err(e.to_string()),
     };
-    let Err(detail) = health else {
-        return Ok(());
+    let Err(mut detail) = health else {
+        return Ok(restore);
     };
+    let log = control.log_tail(session, 3).await;
+    if !log.is_empty() {
+        detail.push_str(&format!("; its log ends: {}", log.replace('\n', " | ")));
+    }
     // Roll back: previous files, previous daemon.
     let rollback = async {
         session

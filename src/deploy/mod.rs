@@ -6,8 +6,9 @@
 //!      └─ no-op (reason) | steps + action (start | restart | reload)
 //!    apply: upload *.hactl-new ─ validate config on the host ─ keep .prev
 //!           ─ rename ─ start/restart/reload ─ wait until healthy
-//!      └─ unhealthy: restore .prev, restart (or stop when first deploy),
-//!         the pair's remaining hosts are left alone, the pair fails
+//!      └─ unhealthy: restore .prev, restart (or stop when first deploy);
+//!         the pair's hosts changed before it are put back too, its
+//!         remaining hosts are left alone, the pair fails
 //! ```
 //!
 //! Healthy means: the daemon runs, and each of the host's instances is in
@@ -18,7 +19,8 @@
 //!
 //! A host that fails preflight or cannot be reached is not touched and
 //! fails; the other hosts of its pair still deploy (nothing of theirs
-//! depends on it). Only a host that was changed and failed stops its pair.
+//! depends on it). Only a host that was changed and failed (or whose config
+//! was rejected) stops its pair and undoes the pair's earlier changes.
 
 mod host;
 
@@ -37,7 +39,7 @@ use crate::preflight::{self, PreflightReport};
 use crate::render::RenderError;
 use crate::ssh::{HostSession, Pool, SshError, Target};
 
-pub use host::{Action, HostPlan, Step};
+pub use host::{Action, HostChange, Step, Undo};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -131,6 +133,8 @@ pub async fn deploy(
     for pair in &plan.pairs {
         let order = rolling_order(pair);
         let mut stopped_by: Option<String> = None;
+        // Hosts of this pair changed so far, to undo if a later one fails.
+        let mut applied: Vec<(usize, Arc<HostSession>, Undo)> = Vec::new();
         for name in order {
             let Some(target) = by_host.get(name.as_str()) else {
                 continue;
@@ -143,30 +147,37 @@ pub async fn deploy(
                 .filter(|c| c.host == name && c.outcome == preflight::Outcome::Fail)
                 .map(|c| format!("{}: {}", c.check, c.detail))
                 .collect();
+            let mut session = None;
             let result = if let Some(first) = &stopped_by {
                 Err(HostFailure::PairStopped(first.clone()))
             } else if !failures.is_empty() {
                 Err(HostFailure::Preflight(failures.join("; ")))
             } else {
                 match pool.connect(target).await {
-                    Ok(session) => {
-                        host::deploy_host(pool, plan, pair, &session, &by_host, options).await
+                    Ok(s) => {
+                        session = Some(s.clone());
+                        host::deploy_host(pool, plan, pair, &s, &by_host, options).await
                     }
                     Err(e) => Err(e.into()),
                 }
             };
             let report = match result {
-                Ok(done) => HostReport {
-                    host: name.clone(),
-                    pair: pair.name.clone(),
-                    changed: done.changed,
-                    ok: true,
-                    error: None,
-                    plan: done.plan,
-                    diff: done.diff,
-                    rolled_back: false,
-                    seconds: started.elapsed().as_secs_f64(),
-                },
+                Ok(mut done) => {
+                    if let (Some(undo), Some(s)) = (done.undo.take(), session) {
+                        applied.push((hosts.len(), s, undo));
+                    }
+                    HostReport {
+                        host: name.clone(),
+                        pair: pair.name.clone(),
+                        changed: done.changed,
+                        ok: true,
+                        error: None,
+                        plan: done.plan,
+                        diff: done.diff,
+                        rolled_back: false,
+                        seconds: started.elapsed().as_secs_f64(),
+                    }
+                }
                 Err(failure) => {
                     let touched = matches!(
                         failure,
@@ -174,6 +185,7 @@ pub async fn deploy(
                     );
                     if touched || matches!(failure, HostFailure::Rejected { .. }) {
                         stopped_by.get_or_insert_with(|| name.clone());
+                        undo_pair(&mut applied, &mut hosts, &name).await;
                     }
                     HostReport {
                         host: name.clone(),
@@ -196,6 +208,29 @@ pub async fn deploy(
         check: options.check,
         hosts,
         preflight,
+    }
+}
+
+/// Puts the hosts of a pair changed before `failed` back as they were, so
+/// the pair is left as it was; each is reported as rolled back.
+async fn undo_pair(
+    applied: &mut Vec<(usize, Arc<HostSession>, Undo)>,
+    hosts: &mut [HostReport],
+    failed: &str,
+) {
+    for (index, session, undo) in applied.drain(..).rev() {
+        let Some(report) = hosts.get_mut(index) else {
+            continue;
+        };
+        report.ok = false;
+        report.rolled_back = true;
+        report.error = Some(match undo.run(&session).await {
+            Ok(()) => format!("rolled back: {failed} of this pair failed"),
+            Err(e) => format!(
+                "{failed} of this pair failed and the rollback failed: {}",
+                crate::error_chain(&e)
+            ),
+        });
     }
 }
 
@@ -273,5 +308,46 @@ mod tests {
         assert_eq!(orders[0], ["lb02", "lb01"]);
         // api_lb: lb03 masters `api`.
         assert_eq!(orders[1], ["lb04", "lb03"]);
+    }
+
+    #[test]
+    fn the_lab_check_script_follows_the_drill_flag_convention() {
+        let inv = Inventory::load(std::path::Path::new("inventories/lab.yaml")).unwrap();
+        let plan = crate::plan::resolve(&inv, &|_| None).unwrap();
+        let check = &plan.pairs[0].checks[0];
+        assert_eq!(check.script, "/etc/hactl/checks/check_web.sh");
+        assert!(check.script.starts_with(crate::remote_layout::CHECKS_DIR));
+        let content = check.content.as_deref().unwrap();
+        assert!(content.starts_with("#!/bin/sh\n"), "{content}");
+        assert!(
+            content.contains(&format!(
+                "test ! -e {}",
+                crate::remote_layout::check_fail_flag("check_web")
+            )),
+            "{content}"
+        );
+        assert_eq!(plan.pairs[0].hosts[0].nonlocal_bind, None);
+    }
+
+    #[test]
+    fn check_content_needs_an_absolute_script_and_nonlocal_bind_a_bool() {
+        use crate::inventory::yaml;
+        let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        p:\n          vars:\n            hactl_interface: eth0\n            hactl_checks:\n              c: {script: relative.sh, content: \"exit 0\"}\n            hactl_instances:\n              - {name: i, vips: [10.0.0.50/24], master: a}\n          hosts:\n            a: {ansible_host: 10.0.0.1, hactl_nonlocal_bind: maybe}\n            b: {ansible_host: 10.0.0.2, hactl_nonlocal_bind: true}\n";
+        let path = std::path::Path::new("inv.yaml");
+        let inv = Inventory::from_node(path, &yaml::load_str(text, path).unwrap()).unwrap();
+        let errors = crate::plan::resolve(&inv, &|_| None).unwrap_err();
+        let messages: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("content needs an absolute script path")),
+            "{messages:?}"
+        );
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains("hactl_nonlocal_bind") && m.contains("true or false")),
+            "{messages:?}"
+        );
     }
 }
