@@ -191,6 +191,10 @@ impl Drills {
         scenario: Scenario,
     ) -> DrillReport {
         let skip = |why: String| DrillReport::skipped(&pair.name, &inst.name, scenario, why);
+        // Whether the scenario applies does not depend on the hosts.
+        if let Err(why) = scenario::plan(scenario, pair, inst, "") {
+            return DrillReport::not_applicable(&pair.name, &inst.name, scenario, why);
+        }
         let sessions = match connect_pair(pool, targets, pair).await {
             Ok(s) => s,
             Err(e) => return skip(e),
@@ -228,7 +232,9 @@ impl Drills {
             .map_or("eth0", |h| h.interface.as_str());
         let steps = match scenario::plan(scenario, pair, inst, interface) {
             Ok(s) => s,
-            Err(why) => return skip(why),
+            Err(why) => {
+                return DrillReport::not_applicable(&pair.name, &inst.name, scenario, why);
+            }
         };
         let backup_priority = inst
             .roles

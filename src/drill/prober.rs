@@ -96,7 +96,7 @@ pub fn parse_reply(datagram: &[u8], from: Ipv4Addr, id: u16) -> Option<u16> {
 /// A running prober; [`Prober::finish`] stops it and returns the log.
 pub struct Prober {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<Probe>>,
+    thread: Option<JoinHandle<Vec<Probe>>>,
 }
 
 impl Prober {
@@ -114,14 +114,25 @@ impl Prober {
             .name("vip-prober".to_owned())
             .spawn(move || probe_loop(&socket, target, id, interval, &flag))
             .map_err(ProbeError::Socket)?;
-        Ok(Prober { stop, thread })
+        Ok(Prober {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops sending, waits briefly for late replies, returns the log.
-    pub fn finish(self) -> Result<ProbeLog, ProbeError> {
+    pub fn finish(mut self) -> Result<ProbeLog, ProbeError> {
         self.stop.store(true, Ordering::Relaxed);
-        let probes = self.thread.join().map_err(|_| ProbeError::Thread)?;
+        let thread = self.thread.take().ok_or(ProbeError::Thread)?;
+        let probes = thread.join().map_err(|_| ProbeError::Thread)?;
         Ok(ProbeLog { probes })
+    }
+}
+
+impl Drop for Prober {
+    /// A prober dropped unfinished (Ctrl-C) stops its thread.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 

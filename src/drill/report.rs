@@ -22,6 +22,11 @@ pub enum Verdict {
     Failed,
     /// The pair was not healthy before the drill: nothing was touched.
     Skipped,
+    /// The scenario does not apply to the instance (`check` without a
+    /// tracked check, `drain` on keepalived): not run, not held against
+    /// the exit code.
+    #[serde(rename = "n/a")]
+    NotApplicable,
 }
 
 /// Where `takeover_ms` comes from.
@@ -66,6 +71,13 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
+    pub fn not_applicable(pair: &str, instance: &str, scenario: Scenario, reason: String) -> Self {
+        DrillReport {
+            verdict: Verdict::NotApplicable,
+            ..DrillReport::skipped(pair, instance, scenario, reason)
+        }
+    }
+
     pub fn skipped(pair: &str, instance: &str, scenario: Scenario, reason: String) -> Self {
         DrillReport {
             pair: pair.to_string(),
@@ -124,9 +136,14 @@ impl DrillReport {
     }
 }
 
-/// Exit code of a run: 0 when every drill is ok, else 1.
+/// Exit code of a run: 0 when every drill that applies ran and is ok
+/// (and at least one did), else 1.
 pub fn exit_code(reports: &[DrillReport]) -> i32 {
-    if !reports.is_empty() && reports.iter().all(|r| r.ok) {
+    let mut ran = reports
+        .iter()
+        .filter(|r| r.verdict != Verdict::NotApplicable)
+        .peekable();
+    if ran.peek().is_some() && ran.all(|r| r.ok) {
         0
     } else {
         1
@@ -157,6 +174,7 @@ pub fn table(reports: &[DrillReport]) -> String {
             (Verdict::Ok, _) => "ok".to_string(),
             (Verdict::Failed, Some(why)) => format!("FAILED: {why}"),
             (Verdict::Skipped, Some(why)) => format!("skipped: {why}"),
+            (Verdict::NotApplicable, Some(why)) => format!("n/a: {why}"),
             (v, None) => format!("{v:?}").to_lowercase(),
         };
         table.add_row(vec![
@@ -175,7 +193,7 @@ pub fn table(reports: &[DrillReport]) -> String {
                 format!("{} ms", r.bound_ms)
             },
             format!("{}/{}", r.probes_lost, r.probes_sent),
-            if r.verdict == Verdict::Skipped {
+            if matches!(r.verdict, Verdict::Skipped | Verdict::NotApplicable) {
                 "-".to_string()
             } else {
                 r.restored.to_string()
@@ -230,6 +248,9 @@ mod tests {
         ok.judge(Vec::new());
         let skipped = DrillReport::skipped("p", "i", Scenario::Link, "agent down".into());
         assert_eq!(exit_code(std::slice::from_ref(&ok)), 0);
+        let na = DrillReport::not_applicable("p", "i", Scenario::Check, "no check".into());
+        assert_eq!(exit_code(&[ok.clone(), na.clone()]), 0);
+        assert_eq!(exit_code(&[na]), 1);
         assert_eq!(exit_code(&[ok, skipped]), 1);
         assert_eq!(exit_code(&[]), 1);
     }
