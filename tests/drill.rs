@@ -251,6 +251,11 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
     assert_eq!(pids, again, "no agent was touched");
     assert_eq!(lab.holders(&api), ["lb03"]);
 
+    // A scenario that does not apply is reported, not run.
+    let (code, drills) = lab.drills(&["--pair", "api_lb", "--scenario", "check"]);
+    assert_eq!(code, Some(1), "nothing ran: {drills:?}");
+    assert_eq!(drills[0]["verdict"], "n/a", "{drills:?}");
+
     // An unknown scenario is bad input.
     let out = lab.hactl(&["failover-test"], &["--scenario", "reboot"]);
     assert_eq!(out.status.code(), Some(2));

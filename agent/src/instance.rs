@@ -857,7 +857,16 @@ impl Instance {
         self.takeover = Some(priority.clamp(1, 254));
         self.update_priority(out);
         match self.state {
-            State::Backup => self.enter_master(Reason::Takeover, out),
+            State::Backup => {
+                // Make before break: the VIPs and their gratuitous ARPs
+                // first, then the advert that makes the old master let go,
+                // so neighbours never point at a host without the VIP.
+                self.transition(State::Master, Reason::Takeover, out);
+                out.push(Action::AddVips);
+                out.push(Action::SendGratuitous);
+                self.send_advert(out);
+                out.push(Action::Notify(State::Master));
+            }
             State::Master => self.send_advert(out),
             State::Initialize | State::Fault => {}
         }

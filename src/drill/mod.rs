@@ -199,7 +199,7 @@ impl Drills {
             Ok(s) => s,
             Err(e) => return skip(e),
         };
-        let before = match view(&sessions, inst).await {
+        let before = match view_within(&sessions, inst, CHECK_TIMEOUT).await {
             Ok(v) => v,
             Err(e) => return skip(e),
         };
@@ -334,7 +334,7 @@ impl Drills {
         .await;
         let after = match settled {
             Some(v) => v,
-            None => match view(&sessions, inst).await {
+            None => match view_within(&sessions, inst, CHECK_TIMEOUT).await {
                 Ok(v) => v,
                 Err(e) => {
                     problems.push(e);
@@ -446,11 +446,24 @@ async fn connect_pair(
     Ok(out)
 }
 
-/// How long one host may take to answer a look; a host whose link is down
-/// would otherwise hold the drill for TCP's retransmissions.
+/// How long one host may take to answer a look while a drill waits: a host
+/// whose link is down would otherwise hold the wait for TCP's
+/// retransmissions (the next look tries again).
 const LOOK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one host may take to answer the look that decides whether a
+/// pair is healthy (before) or restored (after): a loaded host is slow,
+/// not unreachable.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 async fn view(sessions: &Sessions, inst: &InstancePlan) -> Result<View, String> {
+    view_within(sessions, inst, LOOK_TIMEOUT).await
+}
+
+async fn view_within(
+    sessions: &Sessions,
+    inst: &InstancePlan,
+    limit: Duration,
+) -> Result<View, String> {
     let mut looks = tokio::task::JoinSet::new();
     for (index, (_, session, control)) in sessions.iter().enumerate() {
         let (session, control) = (Arc::clone(session), *control);
@@ -462,10 +475,7 @@ async fn view(sessions: &Sessions, inst: &InstancePlan) -> Result<View, String> 
             };
             (
                 index,
-                tokio::time::timeout(LOOK_TIMEOUT, look)
-                    .await
-                    .ok()
-                    .flatten(),
+                tokio::time::timeout(limit, look).await.ok().flatten(),
             )
         });
     }
