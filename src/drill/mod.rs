@@ -29,7 +29,7 @@ pub mod prober;
 pub mod report;
 pub mod scenario;
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -248,7 +248,14 @@ impl Drills {
         report.bound_ms = millis(bound);
         report.margin_ms = millis(MARGIN);
 
-        let vip = inst.vips[0].address;
+        let Some(vip) = inst.vips.first().map(|v| v.address) else {
+            return DrillReport::not_applicable(
+                &pair.name,
+                &inst.name,
+                scenario,
+                "the instance has no VIP".to_string(),
+            );
+        };
         let prober = Prober::start(vip, PROBE_INTERVAL);
         let mut problems = Vec::new();
         if prober.is_ok() {
@@ -698,11 +705,6 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         .checked_mul(1000)?
         .checked_add(u64::try_from(ms).ok()?)?;
     Some(UNIX_EPOCH + Duration::from_millis(total))
-}
-
-/// The VIP a drill probes.
-pub fn probed_vip(inst: &InstancePlan) -> Ipv4Addr {
-    inst.vips[0].address
 }
 
 #[cfg(test)]
