@@ -47,6 +47,38 @@ pub enum Command {
     /// A local replica of the inventory's hosts in network namespaces
     #[command(subcommand)]
     Lab(LabCommand),
+    /// Check every pair host's prerequisites: pass / warn / fail with the fix
+    Preflight(RemoteArgs),
+    /// Preflight, render, push and start or reload, rolling pair by pair
+    Deploy(DeployArgs),
+    /// Each instance: master, host states and priorities, VIP holders, agents
+    Status(RemoteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RemoteArgs {
+    /// Inventory file (same as --inventory)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Record the host key of a host not yet in known_hosts (a changed key
+    /// is always refused)
+    #[arg(long)]
+    pub accept_new_host_keys: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Print what would be done and change nothing
+    #[arg(long)]
+    pub check: bool,
+    /// Show config differences (secrets redacted)
+    #[arg(long)]
+    pub diff: bool,
+    /// The hactl-agent binary to deploy (default: next to this hactl)
+    #[arg(long, value_name = "PATH")]
+    pub agent_bin: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

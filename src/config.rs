@@ -32,6 +32,21 @@ pub enum Command {
         host: String,
         command: Vec<OsString>,
     },
+    Preflight(Remote),
+    Deploy {
+        remote: Remote,
+        check: bool,
+        diff: bool,
+        agent_bin: Option<PathBuf>,
+    },
+    Status(Remote),
+}
+
+/// Settings of the commands that log into hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remote {
+    /// Trust on first use (`--accept-new-host-keys`).
+    pub accept_new_host_keys: bool,
 }
 
 /// Everything a command needs, validated.
@@ -102,6 +117,29 @@ impl Config {
             RawCommand::Lab(LabCommand::Exec { host, command }) => {
                 (Command::LabExec { host, command }, None)
             }
+            RawCommand::Preflight(r) => (
+                Command::Preflight(Remote {
+                    accept_new_host_keys: r.accept_new_host_keys,
+                }),
+                r.file,
+            ),
+            RawCommand::Status(r) => (
+                Command::Status(Remote {
+                    accept_new_host_keys: r.accept_new_host_keys,
+                }),
+                r.file,
+            ),
+            RawCommand::Deploy(d) => (
+                Command::Deploy {
+                    remote: Remote {
+                        accept_new_host_keys: d.remote.accept_new_host_keys,
+                    },
+                    check: d.check,
+                    diff: d.diff,
+                    agent_bin: d.agent_bin,
+                },
+                d.remote.file,
+            ),
         };
         let needs_inventory = !matches!(command, Command::Completions(_) | Command::Man);
         let inventory = if needs_inventory {

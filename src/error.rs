@@ -36,6 +36,18 @@ pub enum Error {
     },
     #[error(transparent)]
     Lab(#[from] LabError),
+    #[error(transparent)]
+    Ssh(#[from] crate::ssh::SshError),
+    #[error(transparent)]
+    Target(#[from] crate::targets::TargetError),
+    #[error("cannot read the agent binary {}", path.display())]
+    AgentBin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
 }
@@ -52,7 +64,13 @@ impl Error {
             | Self::NoHosts(_) => 2,
             Self::Lab(e) => e.exit_code(),
             Self::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-            Self::Write { .. } | Self::Stdout(_) | Self::Render(_) => 1,
+            Self::Target(_) => 2,
+            Self::Write { .. }
+            | Self::Stdout(_)
+            | Self::Render(_)
+            | Self::Ssh(_)
+            | Self::AgentBin { .. }
+            | Self::Runtime(_) => 1,
         }
     }
 }

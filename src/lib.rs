@@ -2,14 +2,19 @@
 //! runs a command from here and maps its error to an exit code; integration
 //! tests reach the same code through this crate.
 
+pub mod agent_control;
 pub mod arguments;
+pub mod cluster_status;
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod facts;
 pub mod inventory;
 pub mod lab;
 pub mod operations;
 pub mod output;
+pub mod preflight;
+pub mod remote_layout;
 pub mod ssh;
 pub mod subcommand;
 pub mod targets;
@@ -43,7 +48,7 @@ pub fn run(args: Arguments) -> i32 {
 }
 
 /// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(src) = cur {

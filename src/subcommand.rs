@@ -7,18 +7,27 @@ use std::path::Path;
 use clap::CommandFactory;
 
 use crate::arguments::Arguments;
+use crate::cluster_status;
 use crate::config::{Command, Config};
+use crate::deploy::{self, DeployOptions};
 use crate::error::Error;
 use crate::inventory::{Inventory, pattern};
 use crate::lab::{self, Lab, LabName, LabPaths};
-use crate::output::{self, Output};
+use crate::output::{self, Output, Progress};
 use crate::plan::{self, ClusterPlan};
+use crate::preflight;
 use crate::render::{self, Secrets};
+use crate::ssh::{HostKeyPolicy, Pool, SshOptions};
+use crate::targets;
+use std::time::Duration;
 
 /// Run one command; returns the exit code of a command that succeeded
 /// (0, or what `lab exec` ran returned).
 pub fn run(config: &Config, out: &Output) -> Result<i32, Error> {
     if let Some(code) = run_lab(config, out)? {
+        return Ok(code);
+    }
+    if let Some(code) = run_remote(config, out)? {
         return Ok(code);
     }
     run_inventory(config, out).map(|()| 0)
@@ -94,6 +103,9 @@ fn run_inventory(config: &Config, out: &Output) -> Result<(), Error> {
         Command::LabUp | Command::LabDown | Command::LabStatus | Command::LabExec { .. } => {
             unreachable!("lab commands run in run_lab")
         }
+        Command::Preflight(_) | Command::Deploy { .. } | Command::Status(_) => {
+            unreachable!("remote commands run in run_remote")
+        }
     }
 }
 
@@ -160,6 +172,117 @@ fn run_lab(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
         }
         _ => Ok(None),
     }
+}
+
+/// The commands that log into the pair hosts (`preflight`, `deploy`,
+/// `status`); `None` for any other command. They run on a tokio runtime
+/// whose pool closes its SSH masters on exit and on Ctrl-C.
+fn run_remote(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
+    let (Command::Preflight(remote) | Command::Status(remote) | Command::Deploy { remote, .. }) =
+        &config.command
+    else {
+        return Ok(None);
+    };
+    let inv = load(config)?;
+    let plan = resolve(&inv)?;
+    let selected = selected_hosts(config, &inv)?;
+    let hosts: Vec<String> = plan
+        .pairs
+        .iter()
+        .flat_map(|p| p.hosts.iter().map(|h| h.name.clone()))
+        .filter(|h| selected.as_ref().is_none_or(|s| s.contains(h)))
+        .collect();
+    let lab = targets::lab_identity(&inv.path, &config.lab_root);
+    let targets = targets::targets(&inv, &hosts, lab.as_ref())?;
+    let options = SshOptions {
+        forks: config.forks,
+        host_key_policy: if remote.accept_new_host_keys {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        },
+        connect_timeout: Duration::from_secs(5),
+        ..SshOptions::default()
+    };
+    let agent_bin = match &config.command {
+        Command::Deploy { agent_bin, .. }
+            if plan.pairs.iter().any(|p| p.backend == plan::Backend::Agent) =>
+        {
+            let path = match agent_bin {
+                Some(p) => p.clone(),
+                None => std::env::current_exe()
+                    .ok()
+                    .and_then(|e| e.parent().map(|d| d.join("hactl-agent")))
+                    .unwrap_or_else(|| "hactl-agent".into()),
+            };
+            std::fs::read(&path).map_err(|source| Error::AgentBin { path, source })?
+        }
+        _ => Vec::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    runtime.block_on(async {
+        let pool = Pool::new(options)?;
+        let _interrupt = pool.close_on_interrupt();
+        match &config.command {
+            Command::Preflight(_) => {
+                let progress = Progress::new(1, !config.json);
+                progress.message("preflight");
+                let report = preflight::run(&pool, &plan, &targets, lab.is_some()).await;
+                progress.finish();
+                if config.json {
+                    out.json(&to_json(&report)?)?;
+                } else {
+                    out.text(&output::preflight_table(&report))?;
+                }
+                Ok(Some(if report.has_failures() { 1 } else { 0 }))
+            }
+            Command::Status(_) => {
+                let report = cluster_status::gather(&pool, &plan, &targets).await;
+                if config.json {
+                    out.json(&to_json(&report)?)?;
+                } else {
+                    out.text(&output::status_table(&report))?;
+                }
+                let unreachable = report
+                    .instances
+                    .iter()
+                    .flat_map(|i| &i.hosts)
+                    .any(|h| h.error.is_some());
+                Ok(Some(if unreachable { 1 } else { 0 }))
+            }
+            Command::Deploy { check, diff, .. } => {
+                let options = DeployOptions {
+                    check: *check,
+                    diff: *diff,
+                    agent_bin: std::sync::Arc::new(agent_bin),
+                    templates: config.templates.clone(),
+                    in_lab: lab.is_some(),
+                };
+                let progress = Progress::new(targets.len(), !config.json);
+                let report = deploy::deploy(&pool, &plan, &targets, &options, &progress).await;
+                progress.finish();
+                if config.json {
+                    out.json(&to_json(&report)?)?;
+                } else {
+                    out.text(&output::deploy_text(&report))?;
+                }
+                for h in report.hosts.iter().filter(|h| !h.ok) {
+                    let error = h.error.as_deref().unwrap_or("failed");
+                    if error.starts_with(&format!("{}: ", h.host)) {
+                        out.error(error);
+                    } else {
+                        out.error(&format!("{}: {error}", h.host));
+                    }
+                }
+                Ok(Some(if report.ok() { 0 } else { 1 }))
+            }
+            _ => Ok(None),
+        }
+    })
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<serde_json::Value, Error> {

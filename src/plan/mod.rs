@@ -11,7 +11,9 @@
 //!   `hactl_segment`, `hactl_backend`) are read from the pair's hosts' merged
 //!   variables and must be the same on every host of the pair.
 //! - Host-level ones (`hactl_interface`, `hactl_address`, `hactl_script_user`,
-//!   `hactl_templates_dir`) may differ per host.
+//!   `hactl_templates_dir`, `hactl_nonlocal_bind`) may differ per host.
+//! - A check in `hactl_checks` may carry its script's text as `content:`;
+//!   deploy then uploads it to `script` (an absolute path).
 //! - A host's address is `hactl_address` (CIDR, e.g. `10.0.0.51/24`) or else
 //!   `ansible_host` when it is an IPv4 address. The subnet a VIP must lie in
 //!   is the host address under `hactl_address`'s prefix, or else under the
@@ -46,6 +48,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "hactl_instances",
     "hactl_interface",
     "hactl_mcast_group",
+    "hactl_nonlocal_bind",
     "hactl_script_user",
     "hactl_segment",
     "hactl_templates_dir",
@@ -75,7 +78,7 @@ const INSTANCE_KEYS: &[&str] = &[
 ];
 
 const CHECK_KEYS: &[&str] = &[
-    "fall", "interval", "rise", "script", "timeout", "user", "weight",
+    "content", "fall", "interval", "rise", "script", "timeout", "user", "weight",
 ];
 
 /// The group whose children are the pairs.
@@ -141,6 +144,10 @@ pub struct HostPlan {
     pub prefix_len: Option<u8>,
     pub interface: String,
     pub script_user: String,
+    /// `hactl_nonlocal_bind`: what preflight wants `net.ipv4.ip_nonlocal_bind`
+    /// to be; `None` when the inventory does not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonlocal_bind: Option<bool>,
     #[serde(skip)]
     pub templates_dir: Option<PathBuf>,
 }
@@ -155,6 +162,10 @@ pub struct CheckPlan {
     pub fall: Option<u32>,
     pub rise: Option<u32>,
     pub user: Option<String>,
+    /// The script's text, when the inventory carries it (`content:`):
+    /// deploy uploads it to `script` (mode 0755) before the config.
+    #[serde(skip)]
+    pub content: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -670,12 +681,23 @@ impl Resolver<'_> {
             .get("hactl_templates_dir")
             .and_then(|v| v.value.as_str())
             .map(|s| self.base.join(s));
+        let nonlocal_bind = match vars.get("hactl_nonlocal_bind").map(|v| &v.value) {
+            None => None,
+            Some(node) => match node.value {
+                Value::Bool(b) => Some(b),
+                _ => {
+                    self.err_at(node, "hactl_nonlocal_bind", "must be true or false".into());
+                    None
+                }
+            },
+        };
         HostPlan {
             name: name.to_string(),
             address: address.map(|a: Vip| a.address).or(ansible_host),
             prefix_len: address.map(|a| a.prefix_len),
             interface,
             script_user,
+            nonlocal_bind,
             templates_dir,
         }
     }
@@ -764,6 +786,28 @@ impl Resolver<'_> {
                     }
                 },
             };
+            let content = match v.get("content") {
+                None => None,
+                Some(c) => match (c.as_str(), script.starts_with('/')) {
+                    (Some(text), true) => Some(text.to_string()),
+                    (Some(_), false) => {
+                        self.err_at(
+                            c,
+                            key,
+                            format!("check `{}`: content needs an absolute script path", k.name),
+                        );
+                        None
+                    }
+                    (None, _) => {
+                        self.err_at(
+                            c,
+                            key,
+                            format!("check `{}`: content must be the script's text", k.name),
+                        );
+                        None
+                    }
+                },
+            };
             out.push(CheckPlan {
                 name: k.name.clone(),
                 script,
@@ -773,6 +817,7 @@ impl Resolver<'_> {
                 fall,
                 rise,
                 user,
+                content,
             });
         }
         out

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 pub use error::{RemoteError, STDERR_LIMIT, SshError, bounded_stderr};
 pub use master::CONTROL_PATH_LIMIT;
+pub(crate) use pool::join_all;
 pub use pool::{HostResult, MasterCloser, Pool};
 pub use quote::{BECOME_PREFIX, command_line, script_argv};
 pub use session::{CommandOutput, HostSession, RemoteCommand, RunningCommand};

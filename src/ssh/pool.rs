@@ -228,7 +228,7 @@ fn close_masters(masters: &Masters) {
 /// Polls every future until all are done; outputs in input order. The
 /// futures run concurrently on the calling task (the work is I/O), so they
 /// may borrow from the caller.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut pending: Vec<Option<Pin<Box<F>>>> =
         futures.into_iter().map(|f| Some(Box::pin(f))).collect();
     let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();

@@ -1,0 +1,688 @@
+//! `hactl preflight`, `deploy` and `status` against a real lab (issue 6),
+//! as root. Each test copies inventories/lab.yaml, moves it to its own
+//! subnet (10.214.N.0/24: the lab and ssh tests use 10.213.x) and lab
+//! name, keeps the lab state in a temporary `HACTL_LAB_DIR`, and a guard
+//! runs `hactl lab down` even when the test panics.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use serde_json::Value;
+
+static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
+
+/// Labs per run of this binary; each gets one subnet.
+const LABS_PER_RUN: u8 = 6;
+
+const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
+
+/// A lab of (a changed copy of) the lab inventory.
+struct TestLab {
+    dir: PathBuf,
+    inventory: PathBuf,
+    subnet: String,
+}
+
+impl TestLab {
+    /// `edit` changes the inventory text (already moved to the subnet)
+    /// before the lab is built.
+    #[track_caller]
+    fn up(edit: impl Fn(String, &str) -> String) -> TestLab {
+        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
+        assert!(n < LABS_PER_RUN, "out of test subnets");
+        let pid = std::process::id();
+        let third = u8::try_from(pid % 40).unwrap() * LABS_PER_RUN + n;
+        let subnet = format!("10.214.{third}");
+        let dir = std::env::temp_dir().join(format!("deploy-tests-{pid}-{n}"));
+        fs::create_dir_all(&dir).unwrap();
+        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lab.yaml"))
+            .unwrap()
+            .replace("10.213.0.", &format!("{subnet}."));
+        let inventory = dir.join(format!("d{pid:x}x{n}.yaml"));
+        fs::write(&inventory, edit(text, &subnet)).unwrap();
+        let lab = TestLab {
+            dir,
+            inventory,
+            subnet,
+        };
+        let out = lab.hactl(&["lab", "up"], &[]);
+        assert!(out.status.success(), "lab up: {}", text_of(&out.stderr));
+        lab
+    }
+
+    fn hactl(&self, args: &[&str], extra: &[&str]) -> Output {
+        let mut argv: Vec<&str> = args.to_vec();
+        argv.push(self.inventory.to_str().unwrap());
+        argv.extend(extra);
+        Command::new(HACTL)
+            .args(&argv)
+            .env("HACTL_LAB_DIR", self.dir.join("labs"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// `hactl lab exec HOST -- sh -c SCRIPT`, which must succeed.
+    #[track_caller]
+    fn exec(&self, host: &str, script: &str) -> String {
+        let out = Command::new(HACTL)
+            .args([
+                "-i",
+                self.inventory.to_str().unwrap(),
+                "lab",
+                "exec",
+                host,
+                "--",
+            ])
+            .args(["sh", "-c", script])
+            .env("HACTL_LAB_DIR", self.dir.join("labs"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{host}: {script}: {}",
+            text_of(&out.stderr)
+        );
+        text_of(&out.stdout)
+    }
+
+    /// The IPv4 addresses on a host's eth0.
+    fn addresses(&self, host: &str) -> Vec<String> {
+        let json: Value =
+            serde_json::from_str(&self.exec(host, "ip -j -4 addr show dev eth0")).unwrap();
+        json.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn agent_pid(&self, host: &str) -> String {
+        self.exec(host, "cat /run/hactl/agent.pid")
+            .trim()
+            .to_string()
+    }
+
+    fn vip(&self, last: u8) -> String {
+        format!("{}.{last}", self.subnet)
+    }
+
+    #[track_caller]
+    fn deploy_json(&self, extra: &[&str]) -> (bool, Value, String) {
+        let out = self.hactl(&["deploy", "--json"], extra);
+        let json = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("deploy --json: {e}: {}", text_of(&out.stderr)));
+        (out.status.success(), json, text_of(&out.stderr))
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        let _ = self.hactl(&["lab", "down"], &[]);
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == name)
+        .unwrap_or_else(|| panic!("{name} not in {report}"))
+}
+
+/// Masters hold their VIPs, backups none.
+#[track_caller]
+fn assert_vips_as_planned(lab: &TestLab) {
+    let placement = [
+        ("lb01", vec![100]),
+        ("lb02", vec![101]),
+        ("lb03", vec![110, 111]),
+        ("lb04", vec![]),
+    ];
+    for (h, vips) in placement {
+        let held = lab.addresses(h);
+        for last in [100, 101, 110, 111] {
+            let vip = lab.vip(last);
+            assert_eq!(
+                held.contains(&vip),
+                vips.contains(&last),
+                "{h} holds {held:?}; {vip}"
+            );
+        }
+    }
+}
+
+/// Pings argv[1] every 10 ms (raw ICMP) until the file argv[2] exists;
+/// prints `ready` once the socket is open, then `SENT RECEIVED
+/// LONGEST_RUN_OF_LOST`.
+const PROBER: &str = r#"import os, select, socket, struct, sys, time
+vip, stop = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+ident = os.getpid() & 0xffff
+def checksum(b):
+    total = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    total = (total >> 16) + (total & 0xffff)
+    total += total >> 16
+    return ~total & 0xffff
+got, seq = set(), 0
+print("ready", flush=True)
+def drain(until):
+    while True:
+        left = until - time.time()
+        if left <= 0:
+            return
+        if select.select([s], [], [], left)[0]:
+            data = s.recv(2048)
+            ihl = (data[0] & 15) * 4
+            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
+            if kind == 0 and rid == ident:
+                got.add(rseq)
+while not os.path.exists(stop) and seq < 60000:
+    seq += 1
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"hactl-probe!"
+    packet = struct.pack("!BBHHH", 8, 0, checksum(body), ident, seq) + b"hactl-probe!"
+    s.sendto(packet, (vip, 0))
+    drain(time.time() + 0.01)
+drain(time.time() + 0.3)
+run = worst = 0
+for i in range(1, seq + 1):
+    run = 0 if i in got else run + 1
+    worst = max(worst, run)
+print(seq, len(got), worst, flush=True)
+"#;
+
+#[test]
+fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
+    // The client sits outside the pairs: it pings a VIP during a deploy.
+    let lab = TestLab::up(|t, subnet| {
+        t + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
+    });
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{report} {stderr}");
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
+        assert_eq!(host(&report, h)["changed"], true, "{report}");
+    }
+    assert_vips_as_planned(&lab);
+    let pids: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+
+    // Second run: nothing changes, nothing restarts.
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{stderr}");
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
+        assert_eq!(host(&report, h)["changed"], false, "{report}");
+    }
+    let again: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    assert_eq!(pids, again);
+
+    // The priorities of api change: --check --diff shows it, redacted,
+    // and changes nothing.
+    let text = fs::read_to_string(&lab.inventory).unwrap().replace(
+        "                master: lb03\n",
+        "                master: lb03\n                priority: {lb03: 200, lb04: 90}\n",
+    );
+    fs::write(&lab.inventory, text).unwrap();
+    let out = lab.hactl(&["deploy", "--check", "--diff"], &[]);
+    let shown = text_of(&out.stdout);
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    assert!(
+        shown.contains("-    priority 100\n+    priority 90\n"),
+        "{shown}"
+    );
+    assert!(shown.contains("+    priority 200\n"), "{shown}");
+    assert!(shown.contains("reload hactl-agent (SIGHUP)"), "{shown}");
+    assert!(!shown.contains("labpass"), "{shown}");
+    assert!(
+        !lab.exec("lb04", "cat /etc/hactl/keepalived.conf")
+            .contains("priority 90")
+    );
+
+    // Deployed while a client pings the VIP every 10 ms: only api_lb's
+    // hosts are touched, by reload, and at most one advert interval (1 s,
+    // 100 pings) of replies goes missing.
+    let stop = lab.dir.join("stop-prober");
+    let mut prober = Command::new(HACTL)
+        .args([
+            "-i",
+            lab.inventory.to_str().unwrap(),
+            "lab",
+            "exec",
+            "client",
+            "--",
+        ])
+        .args([
+            "python3",
+            "-c",
+            PROBER,
+            &lab.vip(110),
+            stop.to_str().unwrap(),
+        ])
+        .env("HACTL_LAB_DIR", lab.dir.join("labs"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(prober.stdout.take().unwrap()));
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    fs::write(&stop, "").unwrap();
+    let counts = lines.next().unwrap().unwrap();
+    assert!(prober.wait().unwrap().success());
+    assert!(ok, "{stderr}");
+    let counts: Vec<u32> = counts
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (sent, received, worst) = (counts[0], counts[1], counts[2]);
+    assert!(sent > 200 && received > 0, "{counts:?}");
+    assert!(
+        worst <= 100,
+        "lost {worst} pings in a row ({received}/{sent} answered)"
+    );
+    assert_eq!(host(&report, "lb01")["changed"], false, "{report}");
+    assert_eq!(host(&report, "lb02")["changed"], false, "{report}");
+    for h in ["lb03", "lb04"] {
+        let line = host(&report, h);
+        assert_eq!(line["changed"], true, "{report}");
+        assert!(
+            line["plan"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|l| l.as_str().unwrap().starts_with("reload")),
+            "{line}"
+        );
+    }
+    let after: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    assert_eq!(pids, after, "a reload keeps the agents");
+    assert_vips_as_planned(&lab);
+
+    // `hactl status` agrees, from the interfaces.
+    let out = lab.hactl(&["status", "--json"], &[]);
+    assert!(out.status.success(), "{}", text_of(&out.stderr));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let api = status["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance"] == "api")
+        .unwrap();
+    assert_eq!(api["masters"], serde_json::json!(["lb03"]));
+    assert_eq!(
+        api["vip_holders"][format!("{}/24", lab.vip(110))],
+        serde_json::json!(["lb03"])
+    );
+    let lb04 = api["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "lb04")
+        .unwrap();
+    assert_eq!(lb04["priority"], 90);
+    assert_eq!(lb04["agent_up"], true);
+    let lb03 = api["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host"] == "lb03")
+        .unwrap();
+    assert_eq!(lb03["priority"], 200);
+}
+
+#[test]
+fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreachable_host_fails_alone()
+ {
+    let lab = TestLab::up(|t, _| t);
+    let (ok, _, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{stderr}");
+    let pids: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    let broken = lab.dir.join("broken");
+    fs::create_dir_all(&broken).unwrap();
+    let template = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/keepalived.conf.j2"
+    ))
+    .unwrap();
+    fs::write(
+        broken.join("keepalived.conf.j2"),
+        format!("{template}\nnot_a_keepalived_keyword 1\n"),
+    )
+    .unwrap();
+    let out = lab.hactl(&["--templates", broken.to_str().unwrap(), "deploy"], &[]);
+    let stderr = text_of(&out.stderr);
+    assert!(!out.status.success());
+    // Backups go first: lb02 and lb04 refuse, their masters are not touched.
+    for h in ["lb02", "lb04"] {
+        assert!(
+            stderr.contains(&format!("{h}: hactl-agent check rejected the new config")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("not_a_keepalived_keyword"), "{stderr}");
+    assert!(
+        stderr.contains("lb01: not deployed: lb02 of this pair failed first"),
+        "{stderr}"
+    );
+    assert_vips_as_planned(&lab);
+    let after: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
+        .iter()
+        .map(|h| lab.agent_pid(h))
+        .collect();
+    assert_eq!(pids, after);
+    let config = lab.exec("lb02", "cat /etc/hactl/keepalived.conf");
+    assert!(!config.contains("not_a_keepalived_keyword"));
+
+    // A config the agent accepts: lb02 (first) takes it and stays healthy,
+    // lb01 (the master, last) would lose `www` with it. lb01 is rolled
+    // back, and so is lb02: the pair is left as it was.
+    let demoting = lab.dir.join("demoting");
+    fs::create_dir_all(&demoting).unwrap();
+    assert!(template.contains("priority {{ inst.priority }}"));
+    fs::write(
+        demoting.join("keepalived.conf.j2"),
+        template.replace(
+            "priority {{ inst.priority }}",
+            "priority {{ 1 if host.name == \"lb01\" else inst.priority }}",
+        ) + "# a harmless change\n",
+    )
+    .unwrap();
+    let before: Vec<String> = ["lb01", "lb02"]
+        .iter()
+        .map(|h| lab.exec(h, "cat /etc/hactl/keepalived.conf"))
+        .collect();
+    let out = lab.hactl(
+        &[
+            "--templates",
+            demoting.to_str().unwrap(),
+            "--limit",
+            "web_lb",
+            "deploy",
+            "--json",
+        ],
+        &[],
+    );
+    let stderr = text_of(&out.stderr);
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        stderr.contains("lb01: not healthy after the change (instance www is BACKUP"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("rolled back"), "{stderr}");
+    assert_eq!(host(&report, "lb02")["rolled_back"], true, "{report}");
+    assert!(
+        host(&report, "lb02")["error"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back: lb01 of this pair failed"),
+        "{report}"
+    );
+    let after: Vec<String> = ["lb01", "lb02"]
+        .iter()
+        .map(|h| lab.exec(h, "cat /etc/hactl/keepalived.conf"))
+        .collect();
+    assert_eq!(before, after);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !lab.addresses("lb01").contains(&lab.vip(100)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lb01 did not take www back"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_vips_as_planned(&lab);
+
+    // One host unreachable: the same inventory (so the same lab) plus lb05
+    // in api_lb at an address with nothing behind it.
+    let other = lab.dir.join("other");
+    fs::create_dir_all(&other).unwrap();
+    let with_lb05 = other.join(lab.inventory.file_name().unwrap());
+    let text = fs::read_to_string(&lab.inventory).unwrap().replace(
+        "            lb04:\n",
+        &format!(
+            "            lb05:\n              ansible_host: {}\n            lb04:\n",
+            lab.vip(77)
+        ),
+    );
+    fs::write(&with_lb05, text).unwrap();
+    let out = Command::new(HACTL)
+        .args(["deploy", "--json", with_lb05.to_str().unwrap()])
+        .env("HACTL_LAB_DIR", lab.dir.join("labs"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stderr = text_of(&out.stderr);
+    assert_eq!(host(&report, "lb05")["ok"], false, "{report}");
+    assert!(
+        stderr.contains("lb05: preflight failed: ssh login"),
+        "{stderr}"
+    );
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
+        assert_eq!(host(&report, h)["ok"], true, "{report}");
+    }
+    assert_vips_as_planned(&lab);
+}
+
+#[test]
+fn host_keys_are_strict_unless_trust_on_first_use_is_asked_and_a_changed_key_is_refused() {
+    let lab = TestLab::up(|t, _| t);
+    let name = lab
+        .inventory
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let known_hosts = lab.dir.join("labs").join(&name).join("known_hosts");
+    let original = fs::read_to_string(&known_hosts).unwrap();
+    let lb04 = lab.vip(14);
+    let is_lb04 = |line: &str| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|h| h == lb04 || h.starts_with(&format!("[{lb04}]")))
+    };
+    assert!(original.lines().any(is_lb04), "{original}");
+    let without: String = original
+        .lines()
+        .filter(|l| !is_lb04(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&known_hosts, &without).unwrap();
+    let out = lab.hactl(&["status"], &[]);
+    let stderr = text_of(&out.stdout) + &text_of(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("lb04: host key is not in"), "{stderr}");
+    let out = lab.hactl(&["status", "--accept-new-host-keys"], &[]);
+    assert!(out.status.success(), "{}", text_of(&out.stdout));
+    // ssh may hash the new entry: count lines instead of reading them.
+    assert!(
+        fs::read_to_string(&known_hosts).unwrap().lines().count() > without.lines().count(),
+        "lb04's key was recorded"
+    );
+
+    // A different key recorded for lb04: refused, with the flag too.
+    let key_dir = lab.dir.join("otherkey");
+    fs::create_dir_all(&key_dir).unwrap();
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(key_dir.join("k"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let public = fs::read_to_string(key_dir.join("k.pub")).unwrap();
+    let mut words = public.split_whitespace();
+    let (kind, key) = (words.next().unwrap(), words.next().unwrap());
+    let changed: String = original
+        .lines()
+        .map(|l| {
+            if is_lb04(l) {
+                let host = l.split_whitespace().next().unwrap();
+                format!("{host} {kind} {key}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&known_hosts, changed).unwrap();
+    for flags in [&[][..], &["--accept-new-host-keys"][..]] {
+        let out = lab.hactl(&["status"], flags);
+        let text = text_of(&out.stdout) + &text_of(&out.stderr);
+        assert!(!out.status.success(), "{flags:?}");
+        assert!(text.contains("lb04: HOST KEY CHANGED"), "{flags:?}: {text}");
+    }
+}
+
+#[test]
+fn the_keepalived_backend_deploys_and_fails_over() {
+    let lab = TestLab::up(|t, _| {
+        t.replace(
+            "        api_lb:\n          vars:\n",
+            "        api_lb:\n          vars:\n            hactl_backend: keepalived\n",
+        )
+    });
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{report} {stderr}");
+    assert_vips_as_planned(&lab);
+    let conf = lab.exec("lb03", "cat /etc/keepalived/keepalived.conf");
+    assert!(conf.contains("vrrp_instance api"), "{conf}");
+    let pid = lab
+        .exec("lb03", "cat /run/hactl/keepalived.pid")
+        .trim()
+        .to_string();
+    assert!(
+        lab.exec("lb03", &format!("cat /proc/{pid}/comm"))
+            .starts_with("keepalived"),
+        "the pid file names keepalived"
+    );
+
+    // The master's keepalived stops: lb04 takes the VIPs.
+    lab.exec("lb03", &format!("kill -TERM {pid}"));
+    let vips = [lab.vip(110), lab.vip(111)];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !vips.iter().all(|v| lab.addresses("lb04").contains(v)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lb04 did not take over"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(vips.iter().all(|v| !lab.addresses("lb03").contains(v)));
+
+    // A deploy starts it again and the VIPs go home.
+    let (ok, report, stderr) = lab.deploy_json(&[]);
+    assert!(ok, "{report} {stderr}");
+    let lb03 = host(&report, "lb03");
+    assert!(
+        lb03["plan"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "start keepalived"),
+        "{lb03}"
+    );
+    assert_vips_as_planned(&lab);
+}
+
+#[test]
+fn preflight_catches_hostname_nonlocal_bind_blocked_vrrp_and_a_used_vip() {
+    // The client sits outside the pairs: a neighbour on the segment.
+    let lab = TestLab::up(|t, subnet| {
+        t.replace(
+            "            lb01:\n",
+            "            lb01:\n              hactl_nonlocal_bind: true\n",
+        ) + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
+    });
+    let out = lab.hactl(&["preflight", "--json"], &[]);
+    assert!(!out.status.success(), "ip_nonlocal_bind is off on lb01");
+    let before: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fails = |report: &Value| -> Vec<(String, String)> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["outcome"] == "fail")
+            .map(|c| {
+                (
+                    c["host"].as_str().unwrap().to_string(),
+                    c["check"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        fails(&before),
+        [("lb01".to_string(), "net.ipv4.ip_nonlocal_bind".to_string())],
+        "{before}"
+    );
+
+    lab.exec("lb02", "hostname other");
+    lab.exec(
+        "lb04",
+        "nft add table inet hx && nft add chain inet hx input '{ type filter hook input priority 0; }' && nft add rule inet hx input ip protocol vrrp drop",
+    );
+    lab.exec(
+        "client",
+        &format!("ip addr add {}/24 dev eth0", lab.vip(110)),
+    );
+    let out = lab.hactl(&["preflight", "--json"], &[]);
+    assert!(!out.status.success());
+    let after: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = fails(&after);
+    for (h, check) in [
+        ("lb01", "net.ipv4.ip_nonlocal_bind".to_string()),
+        ("lb02", "hostname".to_string()),
+        ("lb04", "vrrp from lb03".to_string()),
+        ("lb03", format!("vip {} free", lab.vip(110))),
+    ] {
+        assert!(
+            found.contains(&(h.to_string(), check.clone())),
+            "{h} {check} not failed: {found:?}"
+        );
+    }
+    let vrrp = after["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["host"] == "lb04" && c["check"] == "vrrp from lb03")
+        .unwrap();
+    assert!(
+        vrrp["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ip protocol vrrp drop"),
+        "{vrrp}"
+    );
+    assert!(vrrp["fix"].as_str().is_some());
+
+    // Deploy refuses the hosts that fail preflight and says which.
+    let (ok, report, _) = lab.deploy_json(&[]);
+    assert!(!ok);
+    assert_eq!(host(&report, "lb02")["ok"], false);
+    assert!(
+        host(&report, "lb02")["error"]
+            .as_str()
+            .unwrap()
+            .contains("hostname"),
+        "{report}"
+    );
+}
