@@ -25,6 +25,7 @@ pub enum Command {
     },
     Completions(clap_complete::Shell),
     Man,
+    Audit(crate::audit::AuditOptions),
     LabUp,
     LabDown,
     LabStatus,
@@ -94,6 +95,25 @@ impl Config {
                 },
                 r.file,
             ),
+            RawCommand::Audit(a) => {
+                if a.timeout == 0 {
+                    return Err(Error::Usage("--timeout must be at least 1".into()));
+                }
+                let format = if args.json {
+                    crate::audit::Format::Json
+                } else {
+                    a.format
+                };
+                (
+                    Command::Audit(crate::audit::AuditOptions {
+                        format,
+                        output: a.output,
+                        timeout: std::time::Duration::from_secs(a.timeout),
+                        lock: a.lock.unwrap_or_else(crate::audit::lock::default_path),
+                    }),
+                    a.file,
+                )
+            }
             RawCommand::Completions { shell } => (Command::Completions(shell), None),
             RawCommand::Man => (Command::Man, None),
             RawCommand::Lab(LabCommand::Up(l)) => (Command::LabUp, l.file),

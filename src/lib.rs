@@ -3,6 +3,7 @@
 //! tests reach the same code through this crate.
 
 pub mod arguments;
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod facts;

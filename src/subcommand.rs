@@ -21,6 +21,9 @@ pub fn run(config: &Config, out: &Output) -> Result<i32, Error> {
     if let Some(code) = run_lab(config, out)? {
         return Ok(code);
     }
+    if let Command::Audit(options) = &config.command {
+        return Ok(crate::audit::run(config, options, out));
+    }
     run_inventory(config, out).map(|()| 0)
 }
 
@@ -94,6 +97,7 @@ fn run_inventory(config: &Config, out: &Output) -> Result<(), Error> {
         Command::LabUp | Command::LabDown | Command::LabStatus | Command::LabExec { .. } => {
             unreachable!("lab commands run in run_lab")
         }
+        Command::Audit(_) => unreachable!("the audit runs in run"),
     }
 }
 
