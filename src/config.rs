@@ -279,6 +279,37 @@ mod tests {
                 None,
             ),
             (&["man"], Command::Man, None),
+            (
+                &[
+                    "audit",
+                    "a.yml",
+                    "--format",
+                    "nagios",
+                    "--timeout",
+                    "5",
+                    "--lock",
+                    "/l",
+                    "--output",
+                    "/o",
+                ],
+                Command::Audit(crate::audit::AuditOptions {
+                    format: crate::audit::Format::Nagios,
+                    output: Some(PathBuf::from("/o")),
+                    timeout: std::time::Duration::from_secs(5),
+                    lock: PathBuf::from("/l"),
+                }),
+                Some("a.yml"),
+            ),
+            (
+                &["--json", "audit", "--lock", "/l", "-i", "b.yml"],
+                Command::Audit(crate::audit::AuditOptions {
+                    format: crate::audit::Format::Json,
+                    output: None,
+                    timeout: std::time::Duration::from_secs(30),
+                    lock: PathBuf::from("/l"),
+                }),
+                Some("b.yml"),
+            ),
         ];
         for (argv, want, inv) in cases {
             let args =
