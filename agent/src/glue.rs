@@ -43,6 +43,18 @@ pub struct WireSettings {
     pub advert_interval: Duration,
     pub notify: NotifyScripts,
     pub garp: GarpSettings,
+    /// `use_vmac`: the macvlan that carries the VIPs.
+    pub vmac: Option<Vmac>,
+}
+
+/// A VRRP virtual MAC interface (RFC 5798 7.3: 00-00-5E-00-01-{VRID} for
+/// IPv4, 00-00-5E-00-02-{VRID} for IPv6), a macvlan on the instance's
+/// interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vmac {
+    /// `use_vmac NAME`, else keepalived's `vrrp.VRID`.
+    pub name: String,
+    pub mac: [u8; 6],
 }
 
 /// Gratuitous ARP / unsolicited NA timing of a new master
@@ -158,14 +170,15 @@ pub fn instance_params(config: &Config, instance: &VrrpInstance, source: IpAddr)
         });
     }
     for t in &instance.track_script {
-        let script_weight = config
-            .vrrp_scripts
-            .iter()
-            .find(|s| s.name == t.name)
-            .map_or(0, |s| s.weight);
+        let script = config.vrrp_scripts.iter().find(|s| s.name == t.name);
+        let weight = t.weight.unwrap_or(script.map_or(0, |s| s.weight));
+        // keepalived.conf(5) `weight W reverse`: the priority falls while the
+        // script is up and rises while it is down. The runner reports the
+        // inverted status ([`crate::track`]), so the weight changes sign.
+        let reverse = script.is_some_and(|s| s.weight_reverse);
         tracks.push(Track {
             name: t.name.clone(),
-            weight: t.weight.unwrap_or(script_weight),
+            weight: if reverse { -weight } else { weight },
         });
     }
     InstanceParams {
@@ -249,6 +262,19 @@ fn wire_settings(
             stop: instance.notify_stop.clone(),
             generic: instance.notify.clone(),
         },
+        vmac: instance.use_vmac.as_ref().map(|name| Vmac {
+            name: name
+                .clone()
+                .unwrap_or_else(|| format!("vrrp.{}", instance.virtual_router_id)),
+            mac: [
+                0x00,
+                0x00,
+                0x5e,
+                0x00,
+                if family == Family::Ipv4 { 0x01 } else { 0x02 },
+                instance.virtual_router_id,
+            ],
+        }),
         garp: GarpSettings {
             delay: instance
                 .garp_master_delay
@@ -286,9 +312,13 @@ impl WireSettings {
         }
     }
 
-    /// The interface a VIP goes on: its own `dev`, else the instance's.
+    /// The interface a VIP goes on: its own `dev`, else the virtual MAC
+    /// interface, else the instance's.
     pub fn vip_interface<'a>(&'a self, vip: &'a VirtualAddress) -> &'a str {
-        vip.dev.as_deref().unwrap_or(&self.interface)
+        vip.dev
+            .as_deref()
+            .or(self.vmac.as_ref().map(|v| v.name.as_str()))
+            .unwrap_or(&self.interface)
     }
 }
 
@@ -431,6 +461,18 @@ mod tests {
             .map(|t| (t.name.as_str(), t.weight))
             .collect();
         assert_eq!(tracks, [("interface eth0", 0), ("chk", -30), ("other", -7)]);
+    }
+
+    #[test]
+    fn reverse_scripts_change_the_weight_sign() {
+        let text = format!(
+            "vrrp_script chk {{\n  script \"/bin/true\"\n  weight 10 reverse\n}}\n{}",
+            instance(
+                "  track_script {\n    chk\n  }\n  virtual_ipaddress {\n    10.0.0.50/24\n  }\n"
+            )
+        );
+        let plan = plan_of(&text);
+        assert_eq!(plan.params[0].tracks[1].weight, -10);
     }
 
     #[test]

@@ -313,6 +313,73 @@ pub fn table(status: &Status) -> String {
 mod tests {
     use super::*;
 
+    fn sample() -> Status {
+        let instance = |name: &str, state: &str, present: bool| InstanceStatus {
+            name: name.to_owned(),
+            vrid: 51,
+            interface: "eth0".to_owned(),
+            version: 3,
+            family: "ipv4".to_owned(),
+            state: state.to_owned(),
+            priority: 150,
+            effective_priority: 120,
+            vips: vec![VipStatus {
+                address: "10.0.0.50/24".to_owned(),
+                interface: "eth0".to_owned(),
+                present,
+            }],
+            master: "10.0.0.2".parse().ok(),
+            address: IpAddr::from([10, 0, 0, 1]),
+            advert_int_ms: 1000,
+            last_advert: None,
+            counters: Counters {
+                adverts_sent: 7,
+                adverts_received: 12,
+                send_errors: 0,
+                drops: BTreeMap::from([("bad_ttl".to_owned(), 2), ("auth_mismatch".to_owned(), 1)]),
+            },
+            transitions: Vec::new(),
+        };
+        Status {
+            pid: 42,
+            config: PathBuf::from("/etc/hactl/keepalived.conf"),
+            started: "2026-11-22T17:29:06.123Z".to_owned(),
+            instances: vec![
+                instance("VI_1", "MASTER", true),
+                instance("web_backup", "BACKUP", false),
+            ],
+            sockets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn table_aligns_columns_and_marks_present_vips() {
+        let expected = "\
+INSTANCE    VRID  IFACE  VER  STATE   PRIO  EFF  MASTER    VIPS           SENT  RECV  DROPS
+VI_1        51    eth0   v3   MASTER  150   120  10.0.0.2  10.0.0.50/24*  7     12    3
+web_backup  51    eth0   v3   BACKUP  150   120  10.0.0.2  10.0.0.50/24   7     12    3
+(* = VIP present on the interface)
+";
+        assert_eq!(table(&sample()), expected);
+    }
+
+    #[test]
+    fn json_round_trips_with_the_contract_field_names() {
+        let status = sample();
+        let text = serde_json::to_string(&status).expect("json");
+        for field in [
+            "\"effective_priority\":120",
+            "\"advert_int_ms\":1000",
+            "\"present\":true",
+            "\"drops\":{\"auth_mismatch\":1,\"bad_ttl\":2}",
+            "\"master\":\"10.0.0.2\"",
+        ] {
+            assert!(text.contains(field), "{field} in {text}");
+        }
+        let back: Status = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, status);
+    }
+
     #[test]
     fn rfc3339_formats_known_instants() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_368_546_123);

@@ -131,11 +131,14 @@ pub async fn run_vrrp_script(
         let _ = updates
             .send(TrackUpdate {
                 name: script.name.clone(),
-                up: false,
+                up: script.weight_reverse,
             })
             .await;
         return;
     }
+    // `weight ... reverse`: the state machine sees the opposite status
+    // (and the weight with the opposite sign, see crate::glue).
+    let reverse = script.weight_reverse;
     let timeout = script.timeout.unwrap_or(script.interval);
     let mut counter = RiseFall::new(script.rise, script.fall);
     let mut ticker = tokio::time::interval(script.interval);
@@ -149,7 +152,7 @@ pub async fn run_vrrp_script(
         if let Some(up) = counter.record(success) {
             let update = TrackUpdate {
                 name: script.name.clone(),
-                up,
+                up: up != reverse,
             };
             if updates.send(update).await.is_err() {
                 return;

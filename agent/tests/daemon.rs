@@ -146,6 +146,11 @@ impl<'a> Agent<'a> {
         let _ = std::fs::remove_file(&socket);
         self.process = Some(self.host.spawn(&argv));
         wait_until(DEADLINE, "the agent's status socket", || {
+            if let Some(p) = self.process.as_mut()
+                && let Ok(Some(exit)) = p.child().try_wait()
+            {
+                panic!("the agent exited ({exit}):\n{}", p.stderr());
+            }
             self.status().is_some()
         });
     }
@@ -415,26 +420,28 @@ fn killed_master_leaves_no_stale_vip_after_restart() {
 
 // ===== malformed packets =====
 
-/// Sends raw IPv4 `payload` (protocol 112) from `host` with `ttl`, by a
-/// Python one-liner: the IP header is built by hand (IP_HDRINCL).
+/// Sends raw IPv4 `payload` (protocol 112) from `host`'s eth0 with `ttl`:
+/// the IP header is built here (IP_HDRINCL), so any TTL goes out.
 #[track_caller]
 fn inject(host: &Host, dst: Ipv4Addr, ttl: u8, payload: &[u8]) {
-    const SEND: &str = "import socket,struct,sys\n\
-        src,dst,ttl,p=sys.argv[1],sys.argv[2],int(sys.argv[3]),bytes.fromhex(sys.argv[4])\n\
-        h=struct.pack('!BBHHHBBH4s4s',0x45,0xc0,20+len(p),0,0,ttl,112,0,socket.inet_aton(src),socket.inet_aton(dst))\n\
-        s=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\n\
-        s.setsockopt(socket.SOL_SOCKET,25,b'eth0\\0')\n\
-        s.sendto(h+p,(dst,0))\n";
-    let hex: String = payload.iter().map(|b| format!("{b:02x}")).collect();
-    host.run(&[
-        "python3",
-        "-c",
-        SEND,
-        &host.ipv4().to_string(),
-        &dst.to_string(),
-        &ttl.to_string(),
-        &hex,
-    ]);
+    let src = host.ipv4();
+    let total = u16::try_from(20 + payload.len()).expect("small packet");
+    let mut packet = vec![0x45, 0xc0];
+    packet.extend(total.to_be_bytes());
+    packet.extend([0, 0, 0, 0, ttl, 112, 0, 0]);
+    packet.extend(src.octets());
+    packet.extend(dst.octets());
+    packet.extend(payload);
+    host.in_netns(|| {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        // IPPROTO_RAW implies IP_HDRINCL; the kernel fills in the header
+        // checksum.
+        let socket =
+            Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(255))).expect("raw socket");
+        socket.bind_device(Some(b"eth0")).expect("bind to eth0");
+        let to = SockAddr::from(std::net::SocketAddrV4::new(dst, 0));
+        socket.send_to(&packet, &to).expect("send");
+    });
 }
 
 /// Issue 4: malformed packets from a third namespace (TTL 64, bad checksum,
@@ -745,6 +752,101 @@ fn sync_group_members_fail_over_together() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// keepalived's enable_script_security: a vrrp_script or notify script
+/// writable by a non-root user is never run; the tracked script counts as
+/// down (its weight applies) and the notify script is dropped.
+#[test]
+fn script_security_refuses_writable_scripts() {
+    require_root();
+    let segment = Segment::new(1);
+    let dir = std::env::temp_dir().join(format!("hxd{}-insecure", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let check = dir.join("check.sh");
+    let notify = dir.join("notify.sh");
+    let ran = dir.join("ran");
+    std::fs::write(&check, "#!/bin/sh\nexit 0\n").expect("check");
+    std::fs::write(&notify, format!("#!/bin/sh\ntouch {}\n", ran.display())).expect("notify");
+    use std::os::unix::fs::PermissionsExt;
+    for script in [&check, &notify] {
+        std::fs::set_permissions(script, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let mut conf = InstanceConf::v3(100).extra(&format!(
+        "  track_script {{\n    chk\n  }}\n  notify {}\n",
+        notify.display()
+    ));
+    conf.global = "  script_user root\n  enable_script_security\n".to_owned();
+    conf.blocks = format!(
+        "vrrp_script chk {{\n  script {}\n  interval 1\n  weight -30\n}}\n",
+        check.display()
+    );
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    a.start();
+    let i = wait_for(DEADLINE, "the refused script to count as down", || {
+        let i = a.status()?.instances.into_iter().next()?;
+        (i.effective_priority == 70 && i.state == "MASTER").then_some(i)
+    });
+    assert_eq!(i.priority, 100);
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(
+        log.contains("vrrp_script chk: refused by enable_script_security"),
+        "{log}"
+    );
+    assert!(
+        log.contains("VI_1: notify script refused by enable_script_security"),
+        "{log}"
+    );
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    assert!(!ran.exists(), "the writable notify script never ran");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 4: `use_vmac` puts the VIP on a macvlan with the VRRP virtual MAC
+/// (00:00:5e:00:01:VRID): neighbours see the same MAC whoever is master, and
+/// the interface goes away with the agent.
+#[test]
+fn use_vmac_keeps_the_virtual_mac_across_takeovers() {
+    require_root();
+    let segment = Segment::new(3);
+    let observer = segment.host(2);
+    observer.sysctl("net.ipv4.conf.all.arp_accept", "1");
+    let conf = |priority| InstanceConf::v3(priority).extra("  use_vmac\n");
+    let mut a = Agent::new(segment.host(0), 0, &conf(150));
+    let mut b = Agent::new(segment.host(1), 1, &conf(100));
+    a.start();
+    b.start();
+    a.wait_state("MASTER");
+    b.wait_state("BACKUP");
+    let vmac_name = "vrrp.51";
+    let virtual_mac = [0x00, 0x00, 0x5e, 0x00, 0x01, VRID];
+    assert_eq!(segment.host(0).mac(vmac_name), virtual_mac);
+    let on_vmac = |host: &Host| {
+        host.addresses(vmac_name)
+            .iter()
+            .any(|(address, _)| *address == vip())
+    };
+    wait_until(DEADLINE, "the VIP on the master's vmac", || {
+        on_vmac(segment.host(0))
+    });
+    assert!(!on_vmac(segment.host(1)) && !a.has_vip() && !b.has_vip());
+    let i = a.instance();
+    assert_eq!(i.vips[0].interface, vmac_name);
+    assert!(i.vips[0].present);
+    wait_until(DEADLINE, "the neighbour entry at the virtual MAC", || {
+        observer.neighbour(vip()) == Some(virtual_mac)
+    });
+
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+    wait_until(DEADLINE, "the VIP on the new master's vmac", || {
+        on_vmac(segment.host(1))
+    });
+    assert_eq!(observer.neighbour(vip()), Some(virtual_mac));
+    let links = segment.host(0).run(&["ip", "-o", "link", "show"]);
+    assert!(
+        !links.contains(vmac_name),
+        "the vmac left with the agent: {links}"
+    );
+}
+
 // ===== protocol variants =====
 
 /// Issue 4: IPv6 VIPs with VRRPv3 (link-local sources, ff02::12).
@@ -858,13 +960,14 @@ fn preempt_delay_is_honoured() {
     let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
     b.start();
     b.wait_state("MASTER");
-    let t0 = monotonic_ns();
     a.start();
     a.wait_state("BACKUP");
     wait_until(DEADLINE, "the preempting master", || {
         a.instance().state == "MASTER"
     });
-    let took = Duration::from_nanos(a.last_transition_to("MASTER").saturating_sub(t0));
+    // From the agent's own start (its INIT -> BACKUP) to its takeover.
+    let started = a.instance().transitions[0].monotonic_ns;
+    let took = Duration::from_nanos(a.last_transition_to("MASTER").saturating_sub(started));
     let mdi = master_down_interval(Version::V3, 150, ADVERT);
     assert!(
         took >= delay && took <= delay + mdi + MARGIN,

@@ -11,6 +11,7 @@
 pub mod events;
 pub mod tasks;
 pub mod vips;
+pub mod vmac;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -56,6 +57,8 @@ pub enum DaemonError {
     Vips(#[from] VipError),
     #[error(transparent)]
     Netlink(#[from] NetlinkError),
+    #[error(transparent)]
+    Vmac(#[from] vmac::VmacError),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot install the {signal} handler")]

@@ -36,15 +36,16 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, Family};
-use crate::glue::{self, INTERFACE_TRACK_PREFIX, Plan};
+use crate::glue::{self, INTERFACE_TRACK_PREFIX, NotifyScripts, Plan};
 use crate::netlink::LinkEvents;
 use crate::network::{self, Received, VrrpSocket};
-use crate::notify::{self, NotifySender, RunAs};
+use crate::notify::{self, NotifySender, RunAs, split_command};
 use crate::status;
 use crate::track::{self, TrackUpdate};
 
 use super::events::{Daemon, Origins, chain};
 use super::vips::{VipDriver, VipLedger};
+use super::vmac;
 use super::{DaemonError, Options, log};
 
 /// How long shutdown waits for queued notify scripts (notify_stop).
@@ -88,7 +89,41 @@ fn plan_for(config: &Config) -> Result<Plan, DaemonError> {
     let primary = |interface: &str, family: Family| {
         network::primary_address(interface, family, &vip_addresses)
     };
-    Ok(glue::plan(config, &primary)?)
+    let mut plan = glue::plan(config, &primary)?;
+    if config.global_defs.enable_script_security {
+        for w in &mut plan.wire {
+            refuse_insecure(&w.name, &mut w.notify);
+        }
+        for (name, scripts) in &mut plan.group_notify {
+            refuse_insecure(name, scripts);
+        }
+    }
+    Ok(plan)
+}
+
+/// enable_script_security: a notify script writable by a non-root user is
+/// dropped (and logged), as keepalived disables it.
+fn refuse_insecure(owner: &str, scripts: &mut NotifyScripts) {
+    for slot in [
+        &mut scripts.master,
+        &mut scripts.backup,
+        &mut scripts.fault,
+        &mut scripts.stop,
+        &mut scripts.generic,
+    ] {
+        let program = slot
+            .as_deref()
+            .map(split_command)
+            .and_then(|argv| argv.into_iter().next());
+        if let Some(program) = program
+            && let Some(why) = track::insecure_reason(std::path::Path::new(&program))
+        {
+            log(&format!(
+                "{owner}: notify script refused by enable_script_security: {why}"
+            ));
+            *slot = None;
+        }
+    }
 }
 
 fn script_user(config: &Config) -> Result<Option<RunAs>, DaemonError> {
@@ -140,6 +175,9 @@ async fn build(
     for ((interface, v6), groups) in &wanted {
         let family = if *v6 { Family::Ipv6 } else { Family::Ipv4 };
         sockets.push(Arc::new(VrrpSocket::open(interface, family, groups)?));
+    }
+    for (base, v) in vmac::of(&plan) {
+        vmac::ensure(base, v).await?;
     }
     let ledger = VipLedger::open(&options.state_dir)?;
     let vips = VipDriver::open()?;
@@ -338,6 +376,7 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     }
 
     world.daemon.shutdown().await;
+    remove_vmacs(world.daemon.plan(), None).await;
     drop(world);
     server.abort();
     drop(notify_tx);
@@ -430,6 +469,7 @@ async fn reload(
     .await;
     match built {
         Ok(mut new_world) => {
+            remove_vmacs(&old_plan, Some(new_world.daemon.plan())).await;
             let states = new_world.link_states.clone();
             new_world.daemon.resume(&states, fresh).await;
             *world = new_world;
@@ -439,6 +479,20 @@ async fn reload(
             keep_old(&e);
             world.daemon.restart(&stopped).await;
             None
+        }
+    }
+}
+
+/// Deletes the virtual MAC interfaces of `plan` that `keep` does not use.
+async fn remove_vmacs(plan: &Plan, keep: Option<&Plan>) {
+    let kept: Vec<String> = keep
+        .map(|k| vmac::of(k).iter().map(|(_, v)| v.name.clone()).collect())
+        .unwrap_or_default();
+    for (_, v) in vmac::of(plan) {
+        if !kept.contains(&v.name)
+            && let Err(e) = vmac::remove(&v.name).await
+        {
+            log(&format!("cannot delete {}: {}", v.name, chain(&e)));
         }
     }
 }
