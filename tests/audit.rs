@@ -473,6 +473,21 @@ fn drift_stale_collision_formats_and_lock() {
                 .ends_with("OK: 3 instances on 4 hosts: one VIP holder and one master each\n")
     );
 
+    // --limit audits the pairs of the selected hosts, each as a whole.
+    let limited = lab.audit("json", &["--limit", "lb03"]);
+    let report: Value = serde_json::from_slice(&limited.stdout).unwrap();
+    let names: Vec<&str> = report["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["instance"].as_str())
+        .collect();
+    assert_eq!(names, ["api"]);
+    assert_eq!(
+        report["instances"][0]["hosts"],
+        serde_json::json!(["lb03", "lb04"])
+    );
+
     // Drift: lb02's config says advert_int 2 for its instances.
     let path = lab.config_path("lb02");
     let original = fs::read_to_string(&path).unwrap();
@@ -545,8 +560,15 @@ fn drift_stale_collision_formats_and_lock() {
     }
     let (code, report) = lab.audit_json();
     assert_eq!(code, 1, "{report:#}");
-    assert_eq!(kinds(&report), set(&["collision"]), "{report:#}");
-    let detail = report["findings"][0]["detail"].as_str().unwrap_or_default();
+    // The edited files are not reloaded: the agents' VRID drifts from them.
+    assert_eq!(kinds(&report), set(&["collision", "drift"]), "{report:#}");
+    let detail = report["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["kind"] == "collision")
+        .and_then(|f| f["detail"].as_str())
+        .unwrap_or_default();
     assert!(
         detail.contains(&format!("VRID {www_vrid}")) && detail.contains(&web_group),
         "{detail}"

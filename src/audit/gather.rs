@@ -17,7 +17,9 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use super::judge::{AgentState, ConfigState, HostFacts, HostObservation, Observations};
+use super::judge::{
+    AgentInstance, AgentState, ConfigState, HostFacts, HostObservation, Observations,
+};
 use super::running::parse_running;
 use crate::facts::{self, Fact, Interfaces, ParseError, PidFileProcess, ProcessState};
 use crate::plan::{Backend, ClusterPlan};
@@ -62,6 +64,10 @@ struct StatusJson {
 struct StatusInstance {
     name: String,
     state: String,
+    #[serde(default)]
+    vrid: Option<u8>,
+    #[serde(default)]
+    version: Option<u8>,
 }
 
 impl Fact for AgentStatus {
@@ -94,7 +100,14 @@ impl Fact for AgentStatus {
             status
                 .instances
                 .into_iter()
-                .map(|i| (i.name, i.state))
+                .map(|i| {
+                    let live = AgentInstance {
+                        state: i.state,
+                        vrid: i.vrid,
+                        version: i.version,
+                    };
+                    (i.name, live)
+                })
                 .collect(),
         ))
     }
@@ -266,8 +279,9 @@ mod tests {
         let json = r#"{"pid": 9, "instances": [{"name": "www", "state": "MASTER", "vrid": 51}, {"name": "blog", "state": "BACKUP"}]}"#;
         match AgentStatus.parse(&output(0, json)).unwrap() {
             AgentState::Up(states) => {
-                assert_eq!(states["www"], "MASTER");
-                assert_eq!(states["blog"], "BACKUP");
+                assert_eq!(states["www"].state, "MASTER");
+                assert_eq!(states["www"].vrid, Some(51));
+                assert_eq!(states["blog"], AgentInstance::new("BACKUP"));
             }
             other => panic!("{other:?}"),
         }

@@ -10,7 +10,7 @@
 //! | `no_holder` | a VIP is on no host's interfaces | CRITICAL (UNKNOWN when a host that might hold it did not answer) |
 //! | `agent_down` | a host's agent does not answer, or does not run the instance | WARNING |
 //! | `fault` | an agent reports the instance in FAULT | WARNING |
-//! | `drift` | the peers' running configs differ in VRID, version, advert interval, multicast group, authentication or VIPs, or one lacks the instance | WARNING |
+//! | `drift` | the peers' config files differ in VRID, version, advert interval, multicast group, authentication or VIPs, or one lacks the instance, or an agent runs another VRID or version than its file (not reloaded) | WARNING |
 //! | `unreachable` | a host did not answer (SSH failed, or the deadline passed) | UNKNOWN |
 //!
 //! Per pair and across pairs:
@@ -63,9 +63,8 @@ pub struct HostFacts {
 
 #[derive(Debug, Clone)]
 pub enum AgentState {
-    /// The agent answered; per instance name, its state (MASTER, BACKUP,
-    /// FAULT, INIT).
-    Up(BTreeMap<String, String>),
+    /// The agent answered; its instances by name.
+    Up(BTreeMap<String, AgentInstance>),
     /// The daemon runs but cannot say its states (stock keepalived).
     Running,
     Down(String),
@@ -74,6 +73,25 @@ pub enum AgentState {
 impl Default for AgentState {
     fn default() -> Self {
         AgentState::Down("not asked".into())
+    }
+}
+
+/// One instance as the agent runs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInstance {
+    /// MASTER, BACKUP, FAULT or INIT.
+    pub state: String,
+    pub vrid: Option<u8>,
+    pub version: Option<u8>,
+}
+
+impl AgentInstance {
+    pub fn new(state: &str) -> AgentInstance {
+        AgentInstance {
+            state: state.to_string(),
+            vrid: None,
+            version: None,
+        }
     }
 }
 
@@ -341,7 +359,7 @@ fn judge_instance(
         match &f.agent {
             AgentState::Up(states) => {
                 agents_up.push(host.clone());
-                match states.get(&inst.name).map(String::as_str) {
+                match states.get(&inst.name).map(|i| i.state.as_str()) {
                     Some("MASTER") => masters.push(host.clone()),
                     Some("FAULT") => found.push(finding(
                         Severity::Warning,
@@ -463,6 +481,31 @@ fn drift(pair: &PairPlan, inst: &InstancePlan, obs: &Observations) -> Option<Fin
         }
     }
     let mut parts = Vec::new();
+    let mut differing = BTreeSet::new();
+    // An agent that has not reloaded its edited file runs other values.
+    for (host, file) in &present {
+        let Some(HostFacts {
+            agent: AgentState::Up(states),
+            ..
+        }) = facts(obs, host)
+        else {
+            continue;
+        };
+        let Some(live) = states.get(&inst.name) else {
+            continue;
+        };
+        for (what, running, wanted) in [
+            ("VRID", live.vrid, file.vrid),
+            ("version", live.version, file.version),
+        ] {
+            if let Some(running) = running.filter(|r| *r != wanted) {
+                parts.push(format!(
+                    "{host}'s agent runs {what} {running}, its config file says {wanted} (not reloaded)"
+                ));
+                differing.insert(host.to_string());
+            }
+        }
+    }
     if !lacking.is_empty() {
         parts.push(format!(
             "no vrrp_instance {} in the config of {}",
@@ -470,7 +513,6 @@ fn drift(pair: &PairPlan, inst: &InstancePlan, obs: &Observations) -> Option<Fin
             lacking.join(", ")
         ));
     }
-    let mut differing = BTreeSet::new();
     let mut compare = |what: &str, value: &dyn Fn(&RunningInstance) -> String| {
         let values: BTreeSet<String> = present.iter().map(|(_, i)| value(i)).collect();
         if values.len() > 1 {

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::judge::{
-    AgentState, ConfigState, HostFacts, HostObservation, Kind, Observations, Severity, judge,
+    AgentInstance, AgentState, ConfigState, HostFacts, HostObservation, Kind, Observations,
+    Severity, judge,
 };
 use super::report;
 use super::running::{AuthDigest, DEFAULT_MCAST_GROUP, RunningConfig, RunningInstance};
@@ -94,7 +95,14 @@ fn healthy() -> Observations {
             host.to_string(),
             HostObservation::Reached(HostFacts {
                 addresses,
-                agent: AgentState::Up(BTreeMap::from([(name.to_string(), state.to_string())])),
+                agent: AgentState::Up(BTreeMap::from([(
+                    name.to_string(),
+                    AgentInstance {
+                        state: state.to_string(),
+                        vrid: Some(if web { 51 } else { 52 }),
+                        version: Some(2),
+                    },
+                )])),
                 config: ConfigState::Parsed(RunningConfig {
                     instances: vec![inst],
                 }),
@@ -103,6 +111,14 @@ fn healthy() -> Observations {
         );
     }
     Observations { hosts }
+}
+
+/// An agent that runs one instance in `state`.
+fn up(name: &str, state: &str) -> AgentState {
+    AgentState::Up(BTreeMap::from([(
+        name.to_string(),
+        AgentInstance::new(state),
+    )]))
 }
 
 fn host<'a>(obs: &'a mut Observations, name: &str) -> &'a mut HostFacts {
@@ -136,8 +152,7 @@ fn scenarios() -> Vec<(
             "partition: both hold the VIP and say MASTER",
             |o| {
                 host(o, "lb02").addresses.push(ip("10.9.0.100"));
-                host(o, "lb02").agent =
-                    AgentState::Up(BTreeMap::from([("www".into(), "MASTER".into())]));
+                host(o, "lb02").agent = up("www", "MASTER");
             },
             Severity::Critical,
             vec![(
@@ -160,10 +175,7 @@ fn scenarios() -> Vec<(
         ),
         (
             "two masters, one holder",
-            |o| {
-                host(o, "lb04").agent =
-                    AgentState::Up(BTreeMap::from([("api".into(), "MASTER".into())]))
-            },
+            |o| host(o, "lb04").agent = up("api", "MASTER"),
             Severity::Critical,
             vec![(
                 Severity::Critical,
@@ -211,16 +223,19 @@ fn scenarios() -> Vec<(
         ),
         (
             "instance in FAULT",
-            |o| {
-                host(o, "lb02").agent =
-                    AgentState::Up(BTreeMap::from([("www".into(), "FAULT".into())]))
-            },
+            |o| host(o, "lb02").agent = up("www", "FAULT"),
             Severity::Warning,
             vec![(Severity::Warning, Kind::Fault, "web", vec!["lb02"])],
         ),
         (
             "advert_int drift",
             |o| config(o, "lb02").advert_int = Duration::from_secs(3),
+            Severity::Warning,
+            vec![(Severity::Warning, Kind::Drift, "web", vec!["lb01", "lb02"])],
+        ),
+        (
+            "an agent that has not reloaded its edited file",
+            |o| config(o, "lb02").vrid = 61,
             Severity::Warning,
             vec![(Severity::Warning, Kind::Drift, "web", vec!["lb01", "lb02"])],
         ),
@@ -252,12 +267,16 @@ fn scenarios() -> Vec<(
                 }
             },
             Severity::Warning,
-            vec![(
-                Severity::Warning,
-                Kind::Collision,
-                "web",
-                vec!["lb01", "lb02", "lb03", "lb04"],
-            )],
+            vec![
+                // The agents still run the old VRID.
+                (Severity::Warning, Kind::Drift, "api", vec!["lb03", "lb04"]),
+                (
+                    Severity::Warning,
+                    Kind::Collision,
+                    "web",
+                    vec!["lb01", "lb02", "lb03", "lb04"],
+                ),
+            ],
         ),
         (
             "another pair's VIP on a host",
@@ -383,8 +402,7 @@ fn exit_codes_follow_nagios() {
 fn report_shapes_match_their_goldens() {
     let mut obs = healthy();
     host(&mut obs, "lb02").addresses.push(ip("10.9.0.100"));
-    host(&mut obs, "lb02").agent =
-        AgentState::Up(BTreeMap::from([("www".into(), "MASTER".into())]));
+    host(&mut obs, "lb02").agent = up("www", "MASTER");
     config(&mut obs, "lb04").advert_int = Duration::from_secs(2);
     let report = judge(&plan(), &obs);
     let run = report::RunInfo {
