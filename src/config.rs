@@ -123,11 +123,11 @@ impl Config {
                 (Command::LabExec { host, command }, None)
             }
         };
-        let needs_inventory = !matches!(command, Command::Completions(_) | Command::Man);
-        let inventory = if needs_inventory {
-            Some(choose_inventory(file.or(args.inventory), env)?)
-        } else {
-            None
+        let inventory = match command {
+            Command::Completions(_) | Command::Man => None,
+            // The audit reports a missing inventory itself, as UNKNOWN (3).
+            Command::Audit(_) => choose_inventory(file.or(args.inventory), env).ok(),
+            _ => Some(choose_inventory(file.or(args.inventory), env)?),
         };
         Ok(Self {
             command,

@@ -302,11 +302,16 @@ fn judge_instance(
             Some(HostObservation::Reached(_)) => {}
             Some(HostObservation::Unreachable(why)) => {
                 unreachable.push(host.clone());
+                let detail = if why.starts_with(&format!("{host}: ")) {
+                    why.clone()
+                } else {
+                    format!("{host}: {why}")
+                };
                 found.push(finding(
                     Severity::Unknown,
                     Kind::Unreachable,
                     vec![host.clone()],
-                    format!("{host}: {why}"),
+                    detail,
                 ));
             }
             None => {
@@ -423,7 +428,8 @@ fn judge_instance(
             detail.join("; "),
         ));
     }
-    if !unheld.is_empty() {
+    // With no host reached there is nothing to say beyond `unreachable`.
+    if !unheld.is_empty() && unreachable.len() < hosts.len() {
         let (severity, tail) = if unreachable.is_empty() {
             (Severity::Critical, String::new())
         } else {

@@ -325,6 +325,22 @@ fn scenarios() -> Vec<(
             ],
         ),
         (
+            "a pair with no host reached: unreachable only",
+            |o| {
+                for h in ["lb03", "lb04"] {
+                    o.hosts.insert(
+                        h.into(),
+                        HostObservation::Unreachable(format!("{h}: unreachable: refused")),
+                    );
+                }
+            },
+            Severity::Unknown,
+            vec![
+                (Severity::Unknown, Kind::Unreachable, "api", vec!["lb03"]),
+                (Severity::Unknown, Kind::Unreachable, "api", vec!["lb04"]),
+            ],
+        ),
+        (
             "unreachable host does not hide a split-brain elsewhere",
             |o| {
                 o.hosts
