@@ -33,8 +33,9 @@ pub const AGENT_SOCKET: &str = "/run/hactl/agent.sock";
 pub const AGENT_CONFIG: &str = "/etc/hactl/keepalived.conf";
 /// The config stock keepalived runs.
 pub const KEEPALIVED_CONFIG: &str = "/etc/keepalived/keepalived.conf";
-/// keepalived's own pid file.
-pub const KEEPALIVED_PID_FILE: &str = "/run/keepalived.pid";
+/// keepalived's pid files: where hactl supervises it (the lab), then
+/// keepalived's own default (systemd).
+pub const KEEPALIVED_PID_FILES: [&str; 2] = ["/run/hactl/keepalived.pid", "/run/keepalived.pid"];
 /// The agent's VIP ledger (its state directory's `vips.json`).
 pub const AGENT_LEDGER: &str = "/var/lib/hactl/vips.json";
 
@@ -216,17 +217,22 @@ async fn gather_host(session: &HostSession, backend: Backend) -> Result<HostFact
     let agent = async {
         match backend {
             Backend::Agent => facts::gather(session, &AgentStatus).await,
-            Backend::Keepalived => facts::gather(
-                session,
-                &PidFileProcess {
-                    pid_file: KEEPALIVED_PID_FILE.to_string(),
-                },
-            )
-            .await
-            .map(|p| match p {
-                ProcessState::Running { .. } => AgentState::Running,
-                other => AgentState::Down(format!("keepalived is not running ({other:?})")),
-            }),
+            Backend::Keepalived => {
+                let mut state = Ok(ProcessState::NoPidFile);
+                for pid_file in KEEPALIVED_PID_FILES {
+                    let fact = PidFileProcess {
+                        pid_file: pid_file.to_string(),
+                    };
+                    state = facts::gather(session, &fact).await;
+                    if !matches!(state, Ok(ProcessState::NoPidFile)) {
+                        break;
+                    }
+                }
+                state.map(|p| match p {
+                    ProcessState::Running { .. } => AgentState::Running,
+                    other => AgentState::Down(format!("keepalived is not running ({other:?})")),
+                })
+            }
         }
     };
     let (interfaces, agent, config, ledger) = tokio::join!(
