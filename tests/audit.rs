@@ -56,6 +56,13 @@ struct AuditLab {
 impl AuditLab {
     #[track_caller]
     fn up() -> AuditLab {
+        AuditLab::with_backend("agent")
+    }
+
+    /// The demo inventory with `hactl_backend: BACKEND` (agent or
+    /// keepalived), its daemons started on every host.
+    #[track_caller]
+    fn with_backend(backend: &str) -> AuditLab {
         assert!(
             rustix::process::geteuid().is_root(),
             "the audit tests build namespaces: run them as root"
@@ -74,6 +81,7 @@ impl AuditLab {
         let text = demo
             .replace("10.213.0.", &format!("10.213.{subnet}."))
             .replace("/etc/hactl/checks/check_web.sh", "/bin/true")
+            .replace("hactl_backend: agent", &format!("hactl_backend: {backend}"))
             .replace(
                 "    hactl_interface: eth0\n",
                 "    hactl_interface: eth0\n    hactl_script_user: root\n",
@@ -93,6 +101,11 @@ impl AuditLab {
         };
         let up = me.hactl(&["lab", "up"], true);
         assert!(up.status.success(), "lab up: {}", stderr(&up));
+        let config_dir = if backend == "agent" {
+            "etc/hactl"
+        } else {
+            "etc/keepalived"
+        };
         for host in ["lb01", "lb02", "lb03", "lb04"] {
             let root = me.host_root(host);
             let out = me.hactl(
@@ -101,15 +114,19 @@ impl AuditLab {
                     "--host",
                     host,
                     "--out",
-                    root.join("etc/hactl").to_str().unwrap(),
+                    root.join(config_dir).to_str().unwrap(),
                 ],
                 true,
             );
             assert!(out.status.success(), "render: {}", stderr(&out));
-            let bin = root.join("usr/local/lib/hactl/hactl-agent");
-            fs::create_dir_all(bin.parent().unwrap()).unwrap();
-            fs::copy(agent_bin(), &bin).unwrap();
-            me.start_agent(host);
+            if backend == "agent" {
+                let bin = root.join("usr/local/lib/hactl/hactl-agent");
+                fs::create_dir_all(bin.parent().unwrap()).unwrap();
+                fs::copy(agent_bin(), &bin).unwrap();
+                me.start_agent(host);
+            } else {
+                me.start_keepalived(host);
+            }
         }
         me
     }
@@ -210,14 +227,31 @@ impl AuditLab {
             .push((host.to_string(), pid.parse().expect("agent pid")));
     }
 
+    /// Stock keepalived, VRRP only, its pid files in the host's /run/hactl.
+    fn start_keepalived(&mut self, host: &str) {
+        let pid = self.sh(
+            host,
+            "setsid keepalived -n -l -P -f /etc/keepalived/keepalived.conf \
+             -p /run/hactl/keepalived.pid -r /run/hactl/keepalived-vrrp.pid \
+             >/var/lib/hactl/keepalived.log 2>&1 </dev/null & echo $!",
+        );
+        self.agents
+            .push((host.to_string(), pid.parse().expect("keepalived pid")));
+    }
+
+    /// Ends the daemon this test started on `host` with `signal`, waits.
     fn kill_agent(&mut self, host: &str) {
+        self.stop_daemon(host, libc_sigkill());
+    }
+
+    fn stop_daemon(&mut self, host: &str, signal: i32) {
         let index = self
             .agents
             .iter()
             .position(|(h, _)| h == host)
             .expect("an agent of ours");
         let (_, pid) = self.agents.remove(index);
-        kill(pid, libc_sigkill());
+        kill(pid, signal);
         let deadline = Instant::now() + Duration::from_secs(5);
         while runs(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -594,4 +628,32 @@ fn drift_stale_collision_formats_and_lock() {
     );
     drop(file);
     assert_eq!(lab.audit("nagios", &[]).status.code(), Some(1));
+}
+
+/// Stock keepalived: holders from the interfaces, the daemon's process
+/// from its pid file (it has no status to ask for masters).
+#[test]
+fn keepalived_pairs_are_judged_by_their_interfaces() {
+    let mut lab = AuditLab::with_backend("keepalived");
+    let (_, report) = lab.audit_until("healthy after start", |code, _| code == 0);
+    let www = report["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["instance"] == "www")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(www["holders"], serde_json::json!(["lb01"]));
+    assert_eq!(www["agents_up"], serde_json::json!(["lb01", "lb02"]));
+    assert_eq!(lab.holders(&lab.vip(100)), set(&["lb01"]));
+
+    // keepalived on the api backup stops: WARNING, the VIP still served.
+    lab.stop_daemon("lb04", 15);
+    let (code, report) = lab.audit_json();
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(
+        findings(&report, "agent_down"),
+        [("api_lb".to_string(), "api".to_string(), set(&["lb04"]))]
+    );
+    assert_eq!(lab.holders(&lab.vip(110)), set(&["lb03"]));
 }

@@ -230,7 +230,15 @@ async fn gather_host(session: &HostSession, backend: Backend) -> Result<HostFact
                 }
                 state.map(|p| match p {
                     ProcessState::Running { .. } => AgentState::Running,
-                    other => AgentState::Down(format!("keepalived is not running ({other:?})")),
+                    ProcessState::NoPidFile => {
+                        AgentState::Down("keepalived is not running (no pid file)".into())
+                    }
+                    ProcessState::Malformed => {
+                        AgentState::Down("keepalived's pid file holds no pid".into())
+                    }
+                    ProcessState::NotRunning { pid } => {
+                        AgentState::Down(format!("keepalived is not running (pid {pid} is gone)"))
+                    }
                 })
             }
         }
