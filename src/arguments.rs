@@ -44,6 +44,8 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout
     Man,
+    /// Split-brain and drift audit for cron, Nagios and Prometheus (exit 0/1/2/3)
+    Audit(AuditArgs),
     /// A local replica of the inventory's hosts in network namespaces
     #[command(subcommand)]
     Lab(LabCommand),
@@ -150,4 +152,23 @@ pub struct RenderArgs {
     /// Write the files (in full, mode 0600) into DIR instead of printing them
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// Inventory file (same as --inventory)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Report format (--json is the same as --format json)
+    #[arg(long, value_enum, default_value_t = crate::audit::Format::Table)]
+    pub format: crate::audit::Format,
+    /// Write the report to FILE (atomically) instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Bound the whole run; hosts that have not answered by then are UNKNOWN
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+    /// Lock file against overlapping runs [default: /run/hactl-audit.lock]
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
 }

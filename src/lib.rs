@@ -4,6 +4,7 @@
 
 pub mod agent_control;
 pub mod arguments;
+pub mod audit;
 pub mod cluster_status;
 pub mod config;
 pub mod deploy;

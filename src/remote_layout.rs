@@ -8,7 +8,8 @@
 //! /etc/hactl/keepalived.conf            config, backend agent (+ .prev)
 //! /etc/keepalived/keepalived.conf       config, backend keepalived (+ .prev)
 //! /etc/hactl/checks/                    check scripts (hactl_checks content)
-//! /var/lib/hactl/                       agent state (VIP ledger), logs
+//! /var/lib/hactl/                       agent state, logs
+//! /var/lib/hactl/vips.json              the agent's VIP ledger (crash safety)
 //! /run/hactl/agent.sock                 agent status socket
 //! /run/hactl/agent.pid                  supervised agent (no systemd)
 //! /run/hactl/keepalived.pid             supervised keepalived (no systemd)
@@ -39,6 +40,8 @@ pub const CHECKS_DIR: &str = "/etc/hactl/checks";
 pub const STATE_DIR: &str = "/var/lib/hactl";
 /// hactl's runtime directory: sockets, pid files, drill flags.
 pub const RUN_DIR: &str = "/run/hactl";
+/// The agent's record of the VIPs it added (`STATE_DIR/vips.json`).
+pub const AGENT_LEDGER: &str = "/var/lib/hactl/vips.json";
 /// The agent's status socket (`--socket`).
 pub const AGENT_SOCKET: &str = "/run/hactl/agent.sock";
 /// Pid file of the agent when hactl supervises it.

@@ -27,6 +27,9 @@ pub fn run(config: &Config, out: &Output) -> Result<i32, Error> {
     if let Some(code) = run_lab(config, out)? {
         return Ok(code);
     }
+    if let Command::Audit(options) = &config.command {
+        return Ok(crate::audit::run(config, options, out));
+    }
     if let Some(code) = run_remote(config, out)? {
         return Ok(code);
     }
@@ -112,6 +115,7 @@ fn run_inventory(config: &Config, out: &Output) -> Result<(), Error> {
         | Command::FailoverTest { .. } => {
             unreachable!("remote commands run in run_remote or drill::command")
         }
+        Command::Audit(_) => unreachable!("the audit runs in run"),
     }
 }
 

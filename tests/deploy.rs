@@ -14,7 +14,7 @@ use serde_json::Value;
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
 
 /// Labs per run of this binary; each gets one subnet.
-const LABS_PER_RUN: u8 = 6;
+const LABS_PER_RUN: u8 = 8;
 
 const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
 
@@ -33,7 +33,7 @@ impl TestLab {
         let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
         assert!(n < LABS_PER_RUN, "out of test subnets");
         let pid = std::process::id();
-        let third = u8::try_from(pid % 40).unwrap() * LABS_PER_RUN + n;
+        let third = u8::try_from(pid % 30).unwrap() * LABS_PER_RUN + n;
         let subnet = format!("10.214.{third}");
         let dir = std::env::temp_dir().join(format!("deploy-tests-{pid}-{n}"));
         fs::create_dir_all(&dir).unwrap();
@@ -603,63 +603,80 @@ fn the_keepalived_backend_deploys_and_fails_over() {
     assert_vips_as_planned(&lab);
 }
 
+/// The failed checks of a preflight run, as (host, check).
+#[track_caller]
+fn preflight_failures(lab: &TestLab) -> (Vec<(String, String)>, Value) {
+    let out = lab.hactl(&["preflight", "--json"], &[]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let fails: Vec<(String, String)> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "fail")
+        .map(|c| {
+            (
+                c["host"].as_str().unwrap().to_string(),
+                c["check"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        out.status.success(),
+        fails.is_empty(),
+        "preflight exit code and failures disagree: {report}"
+    );
+    (fails, report)
+}
+
+/// Each preflight fault in its own lab (issue 6): the healthy lab passes,
+/// the fault fails exactly the check it should, on the host it is on.
+#[track_caller]
+fn assert_only_failure(lab: &TestLab, host: &str, check: &str) -> Value {
+    let (fails, report) = preflight_failures(lab);
+    assert_eq!(fails, [(host.to_string(), check.to_string())], "{report}");
+    report
+}
+
 #[test]
-fn preflight_catches_hostname_nonlocal_bind_blocked_vrrp_and_a_used_vip() {
-    // The client sits outside the pairs: a neighbour on the segment.
-    let lab = TestLab::up(|t, subnet| {
+fn preflight_catches_a_wrong_hostname_and_deploy_skips_that_host() {
+    let lab = TestLab::up(|t, _| t);
+    let (fails, report) = preflight_failures(&lab);
+    assert!(fails.is_empty(), "a fresh lab passes preflight: {report}");
+    lab.exec("lb02", "hostname other");
+    assert_only_failure(&lab, "lb02", "hostname");
+    // Deploy refuses the host that fails preflight and says which.
+    let (ok, report, _) = lab.deploy_json(&[]);
+    assert!(!ok);
+    assert_eq!(host(&report, "lb02")["ok"], false);
+    assert!(
+        host(&report, "lb02")["error"]
+            .as_str()
+            .unwrap()
+            .contains("hostname"),
+        "{report}"
+    );
+}
+
+#[test]
+fn preflight_catches_ip_nonlocal_bind_off() {
+    let lab = TestLab::up(|t, _| {
         t.replace(
             "            lb01:\n",
             "            lb01:\n              hactl_nonlocal_bind: true\n",
-        ) + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
+        )
     });
-    let out = lab.hactl(&["preflight", "--json"], &[]);
-    assert!(!out.status.success(), "ip_nonlocal_bind is off on lb01");
-    let before: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let fails = |report: &Value| -> Vec<(String, String)> {
-        report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["outcome"] == "fail")
-            .map(|c| {
-                (
-                    c["host"].as_str().unwrap().to_string(),
-                    c["check"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(
-        fails(&before),
-        [("lb01".to_string(), "net.ipv4.ip_nonlocal_bind".to_string())],
-        "{before}"
-    );
+    assert_only_failure(&lab, "lb01", "net.ipv4.ip_nonlocal_bind");
+}
 
-    lab.exec("lb02", "hostname other");
+#[test]
+fn preflight_catches_vrrp_dropped_by_nftables_and_names_the_rule() {
+    let lab = TestLab::up(|t, _| t);
     lab.exec(
         "lb04",
         "nft add table inet hx && nft add chain inet hx input '{ type filter hook input priority 0; }' && nft add rule inet hx input ip protocol vrrp drop",
     );
-    lab.exec(
-        "client",
-        &format!("ip addr add {}/24 dev eth0", lab.vip(110)),
-    );
-    let out = lab.hactl(&["preflight", "--json"], &[]);
-    assert!(!out.status.success());
-    let after: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found = fails(&after);
-    for (h, check) in [
-        ("lb01", "net.ipv4.ip_nonlocal_bind".to_string()),
-        ("lb02", "hostname".to_string()),
-        ("lb04", "vrrp from lb03".to_string()),
-        ("lb03", format!("vip {} free", lab.vip(110))),
-    ] {
-        assert!(
-            found.contains(&(h.to_string(), check.clone())),
-            "{h} {check} not failed: {found:?}"
-        );
-    }
-    let vrrp = after["checks"]
+    let report = assert_only_failure(&lab, "lb04", "vrrp from lb03");
+    let vrrp = report["checks"]
         .as_array()
         .unwrap()
         .iter()
@@ -673,16 +690,17 @@ fn preflight_catches_hostname_nonlocal_bind_blocked_vrrp_and_a_used_vip() {
         "{vrrp}"
     );
     assert!(vrrp["fix"].as_str().is_some());
+}
 
-    // Deploy refuses the hosts that fail preflight and says which.
-    let (ok, report, _) = lab.deploy_json(&[]);
-    assert!(!ok);
-    assert_eq!(host(&report, "lb02")["ok"], false);
-    assert!(
-        host(&report, "lb02")["error"]
-            .as_str()
-            .unwrap()
-            .contains("hostname"),
-        "{report}"
+#[test]
+fn preflight_catches_a_vip_already_in_use_on_the_segment() {
+    // The client sits outside the pairs: a neighbour on the segment.
+    let lab = TestLab::up(|t, subnet| {
+        t + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
+    });
+    lab.exec(
+        "client",
+        &format!("ip addr add {}/24 dev eth0", lab.vip(110)),
     );
+    assert_only_failure(&lab, "lb03", &format!("vip {} free", lab.vip(110)));
 }
