@@ -215,6 +215,12 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
         .unwrap();
     assert_eq!(partition["split_brain_seen"], true, "{partition}");
     assert_eq!(partition["master_during"], "lb03+lb04", "{partition}");
+    // The audit's judgement agreed with the interfaces while it lasted.
+    assert_eq!(
+        partition["audit_split_brain"],
+        serde_json::json!(["lb03", "lb04"]),
+        "{partition}"
+    );
 
     // A failing track_script moves www off lb01; recovery moves it back.
     let (code, drills) = lab.drills(&[

@@ -62,7 +62,7 @@ pub fn run(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
         .build()
         .map_err(Error::Runtime)?;
     runtime.block_on(async {
-        let pool = Pool::new(ssh)?;
+        let pool = std::sync::Arc::new(Pool::new(ssh)?);
         let drills = Drills::new();
         let progress = Progress::new(selected.len() * options.scenarios.len(), !config.json);
         let work = drills.run(&pool, &targets, &selected, &options.scenarios, &progress);

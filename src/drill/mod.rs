@@ -7,7 +7,7 @@
 //!    │
 //!   prober on the VIP (controller, every 5 ms) ─────────────────────┐
 //!   fault (scenario.rs) ── pending undo recorded (Ctrl-C runs it)   │
-//!   wait: the VIP on the backup (partition: on both)                │
+//!   wait: the VIP on the backup (partition: on both + audit judge)  │
 //!   undo ── pending undo cleared                                    │
 //!   wait: one holder, as configured (preempt: the old master)       │
 //!   agent transition stamps <── status --json of the new master     │
@@ -135,7 +135,7 @@ impl Drills {
     /// Runs every selected drill, one after another.
     pub async fn run(
         &self,
-        pool: &Pool,
+        pool: &Arc<Pool>,
         targets: &[Target],
         selected: &[(&PairPlan, &InstancePlan)],
         scenarios: &[Scenario],
@@ -184,7 +184,7 @@ impl Drills {
 
     async fn drill(
         &self,
-        pool: &Pool,
+        pool: &Arc<Pool>,
         targets: &[Target],
         pair: &PairPlan,
         inst: &InstancePlan,
@@ -293,6 +293,18 @@ impl Drills {
                 if scenario == Scenario::Partition {
                     let seen = wait_view(&sessions, inst, deadline, |v| v.holders.len() >= 2).await;
                     split_brain = Some(seen.is_some());
+                    if let Some(v) = &seen {
+                        // The audit must see what the interfaces show.
+                        let named = audit_split_brain(pool, targets, pair, inst).await;
+                        if !v.holders.iter().all(|h| named.contains(h)) {
+                            problems.push(format!(
+                                "the audit named [{}] in a split_brain finding, the interfaces show [{}]",
+                                named.join(", "),
+                                v.holders.join(", ")
+                            ));
+                        }
+                        report.audit_split_brain = Some(named);
+                    }
                     during = seen.map(|v| v.holders.join("+"));
                 } else {
                     let seen =
@@ -451,6 +463,38 @@ async fn connect_pair(
         out.push((host.name.clone(), session, control));
     }
     Ok(out)
+}
+
+/// The hosts `hactl audit`'s judgement names in a split_brain finding for
+/// `inst`, judging this pair alone.
+async fn audit_split_brain(
+    pool: &Arc<Pool>,
+    targets: &[Target],
+    pair: &PairPlan,
+    inst: &InstancePlan,
+) -> Vec<String> {
+    let plan = ClusterPlan {
+        pairs: vec![pair.clone()],
+    };
+    let hosts: Vec<Target> = targets
+        .iter()
+        .filter(|t| pair.hosts.iter().any(|h| h.name == t.host))
+        .cloned()
+        .collect();
+    let deadline = tokio::time::Instant::now() + CHECK_TIMEOUT;
+    let observations =
+        crate::audit::gather::gather_all(Arc::clone(pool), &plan, &hosts, deadline).await;
+    let report = crate::audit::judge(&plan, &observations);
+    let mut named: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.kind == crate::audit::Kind::SplitBrain)
+        .filter(|f| f.instance.as_deref().is_none_or(|i| i == inst.name))
+        .flat_map(|f| f.hosts.iter().cloned())
+        .collect();
+    named.sort();
+    named.dedup();
+    named
 }
 
 /// How long one host may take to answer a look while a drill waits: a host

@@ -65,6 +65,10 @@ pub struct DrillReport {
     /// Partition only: two hosts held the VIP while VRRP was dropped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub split_brain_seen: Option<bool>,
+    /// Partition only: the hosts `hactl audit`'s judgement named in its
+    /// split_brain finding while the partition lasted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_split_brain: Option<Vec<String>>,
     /// The pair ended as configured: one holder, the original master again
     /// when it preempts, the VIP left where it went when it does not.
     pub restored: bool,
@@ -97,6 +101,7 @@ impl DrillReport {
             probes_sent: 0,
             probes_lost: 0,
             split_brain_seen: None,
+            audit_split_brain: None,
             restored: false,
         }
     }
