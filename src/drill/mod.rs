@@ -755,6 +755,57 @@ pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
+    /// A two-host pair; `lab` is the `hactl_lab` line of each host.
+    fn inventory(dir: &std::path::Path, lab: [&str; 2]) -> (Inventory, ClusterPlan) {
+        let text = format!(
+            "all:\n  vars:\n    hactl_interface: eth0\n  children:\n    hactl_pairs:\n      children:\n        web:\n          vars:\n            hactl_instances:\n              - name: www\n                vips: [10.0.0.100/24]\n                master: a\n          hosts:\n            a:\n              ansible_host: 10.0.0.1\n{}            b:\n              ansible_host: 10.0.0.2\n{}",
+            lab[0], lab[1]
+        );
+        let path = dir.join(format!("inv{}.yaml", lab.concat().len()));
+        std::fs::write(&path, text).expect("write the inventory");
+        let inv = Inventory::load(&path).expect("inventory");
+        let plan = crate::plan::resolve(&inv, &|_| None).expect("plan");
+        (inv, plan)
+    }
+
+    #[test]
+    fn a_lab_is_a_built_lab_or_hactl_lab_on_every_pair_host() {
+        let dir = std::env::temp_dir().join(format!("drill-is-lab-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let yes = "              hactl_lab: true\n";
+        let (inv, plan) = inventory(&dir, [yes, yes]);
+        assert!(is_lab(&inv, &plan, false));
+        let (inv, plan) = inventory(&dir, [yes, ""]);
+        assert!(!is_lab(&inv, &plan, false), "one host not marked");
+        assert!(is_lab(&inv, &plan, true), "a built lab is enough");
+        let no = "              hactl_lab: false\n";
+        let (inv, plan) = inventory(&dir, [no, "              hactl_lab: falsy\n"]);
+        assert!(!is_lab(&inv, &plan, false));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn select_names_the_filter_that_matched_nothing() {
+        let dir = std::env::temp_dir().join(format!("drill-select-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (_, plan) = inventory(&dir, ["", ""]);
+        let options = |pair: Option<&str>, instance: Option<&str>| DrillOptions {
+            pair: pair.map(str::to_string),
+            instance: instance.map(str::to_string),
+            scenarios: Scenario::ALL.to_vec(),
+        };
+        assert_eq!(select(&plan, &options(None, None)).map(|s| s.len()), Ok(1));
+        assert_eq!(
+            select(&plan, &options(Some("api"), None)).map(|s| s.len()),
+            Err("no pair api".to_string())
+        );
+        assert_eq!(
+            select(&plan, &options(Some("web"), Some("blog"))).map(|s| s.len()),
+            Err("no instance blog in pair web".to_string())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn epoch_stamps_of_date() {
         let t = parse_epoch_stamp("1795368546.123456789\n");
