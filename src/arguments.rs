@@ -55,6 +55,26 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Each instance: master, host states and priorities, VIP holders, agents
     Status(RemoteArgs),
+    /// Drill failovers on a lab: break each pair on purpose, time the takeover
+    FailoverTest(FailoverTestArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct FailoverTestArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// Only this pair
+    #[arg(long, value_name = "NAME")]
+    pub pair: Option<String>,
+    /// Only this instance
+    #[arg(long, value_name = "NAME")]
+    pub instance: Option<String>,
+    /// Scenarios, comma-separated: graceful, kill, link, check, drain, partition (default: all)
+    #[arg(long, value_name = "S,...")]
+    pub scenario: Option<String>,
+    /// Run on an inventory that is not marked as a lab
+    #[arg(long)]
+    pub yes: bool,
 }
 
 #[derive(Args, Debug)]

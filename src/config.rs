@@ -41,6 +41,11 @@ pub enum Command {
         agent_bin: Option<PathBuf>,
     },
     Status(Remote),
+    FailoverTest {
+        remote: Remote,
+        options: crate::drill::DrillOptions,
+        yes: bool,
+    },
 }
 
 /// Settings of the commands that log into hosts.
@@ -142,6 +147,23 @@ impl Config {
                     accept_new_host_keys: r.accept_new_host_keys,
                 }),
                 r.file,
+            ),
+            RawCommand::FailoverTest(f) => (
+                Command::FailoverTest {
+                    remote: Remote {
+                        accept_new_host_keys: f.remote.accept_new_host_keys,
+                    },
+                    options: crate::drill::DrillOptions {
+                        pair: f.pair,
+                        instance: f.instance,
+                        scenarios: crate::drill::scenario::parse_list(
+                            f.scenario.as_deref().unwrap_or(""),
+                        )
+                        .map_err(|e| Error::Usage(e.to_string()))?,
+                    },
+                    yes: f.yes,
+                },
+                f.remote.file,
             ),
             RawCommand::Status(r) => (
                 Command::Status(Remote {

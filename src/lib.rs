@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cluster_status;
 pub mod config;
 pub mod deploy;
+pub mod drill;
 pub mod error;
 pub mod facts;
 pub mod inventory;

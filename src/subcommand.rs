@@ -33,6 +33,9 @@ pub fn run(config: &Config, out: &Output) -> Result<i32, Error> {
     if let Some(code) = run_remote(config, out)? {
         return Ok(code);
     }
+    if let Some(code) = crate::drill::command::run(config, out)? {
+        return Ok(code);
+    }
     run_inventory(config, out).map(|()| 0)
 }
 
@@ -106,8 +109,11 @@ fn run_inventory(config: &Config, out: &Output) -> Result<(), Error> {
         Command::LabUp | Command::LabDown | Command::LabStatus | Command::LabExec { .. } => {
             unreachable!("lab commands run in run_lab")
         }
-        Command::Preflight(_) | Command::Deploy { .. } | Command::Status(_) => {
-            unreachable!("remote commands run in run_remote")
+        Command::Preflight(_)
+        | Command::Deploy { .. }
+        | Command::Status(_)
+        | Command::FailoverTest { .. } => {
+            unreachable!("remote commands run in run_remote or drill::command")
         }
         Command::Audit(_) => unreachable!("the audit runs in run"),
     }

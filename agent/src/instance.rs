@@ -78,6 +78,11 @@ pub mod fsm {
         TrackChanged { name: String, up: bool },
         /// The daemon stops the instance (RFC 5798 6.4.2/6.4.3 "Shutdown event").
         Shutdown,
+        /// An operator asks this node to become master now (a planned
+        /// switchover): advertise `priority` and take over.
+        Takeover { priority: u8 },
+        /// An operator ends a takeover: back to the configured priority.
+        Release,
     }
 
     impl fmt::Display for State {
@@ -116,6 +121,8 @@ pub mod fsm {
                     write!(f, "track {name} {}", if *up { "up" } else { "down" })
                 }
                 Event::Shutdown => f.write_str("shutdown"),
+                Event::Takeover { priority } => write!(f, "takeover prio {priority}"),
+                Event::Release => f.write_str("release"),
             }
         }
     }
@@ -269,11 +276,21 @@ impl InstanceParams {
 pub enum Reason {
     Startup,
     MasterDownTimer,
-    HigherPriority { source: IpAddr, priority: u8 },
-    TrackDown { track: String },
+    HigherPriority {
+        source: IpAddr,
+        priority: u8,
+    },
+    TrackDown {
+        track: String,
+    },
     FaultCleared,
-    SyncGroup { group: String, member: String },
+    SyncGroup {
+        group: String,
+        member: String,
+    },
     Shutdown,
+    /// An operator's takeover request.
+    Takeover,
 }
 
 /// Why an advertisement changed nothing.
@@ -349,6 +366,7 @@ impl fmt::Display for Reason {
             Reason::FaultCleared => f.write_str("fault cleared"),
             Reason::SyncGroup { group, member } => write!(f, "sync group {group} follows {member}"),
             Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Takeover => f.write_str("takeover requested"),
         }
     }
 }
@@ -437,6 +455,8 @@ pub struct Instance {
     preempt_deadline: Option<Duration>,
     master_down_armed: bool,
     adver_armed: bool,
+    /// The priority a takeover advertises instead of the computed one.
+    takeover: Option<u8>,
 }
 
 impl Instance {
@@ -452,6 +472,7 @@ impl Instance {
             preempt_deadline: None,
             master_down_armed: false,
             adver_armed: false,
+            takeover: None,
             params,
         };
         instance.priority = instance.compute_priority();
@@ -518,6 +539,8 @@ impl Instance {
             Event::TimerFired(timer) => self.timer_fired(timer, &mut out),
             Event::AdvertReceived(advert) => self.advert_received(now, &advert, &mut out),
             Event::TrackChanged { name, up } => self.track_changed(now, &name, up, &mut out),
+            Event::Takeover { priority } => self.takeover(priority, &mut out),
+            Event::Release => self.release(&mut out),
         }
         out
     }
@@ -567,6 +590,11 @@ impl Instance {
     }
 
     fn compute_priority(&self) -> u8 {
+        if let Some(priority) = self.takeover
+            && self.params.base_priority != 255
+        {
+            return priority;
+        }
         let weights = self
             .params
             .tracks
@@ -818,6 +846,55 @@ impl Instance {
         if self.params.answer_lower_priority {
             self.send_advert(out);
             out.push(Action::SendGratuitous);
+        }
+    }
+
+    /// A planned switchover: this node advertises `priority` (clamped to
+    /// 1..=254) and becomes master at once. RFC-compatible: the old master
+    /// hears a higher priority and goes to Backup (RFC 5798 6.4.3). Fault
+    /// and Initialize keep the override for when they start.
+    fn takeover(&mut self, priority: u8, out: &mut Vec<Action>) {
+        self.takeover = Some(priority.clamp(1, 254));
+        self.update_priority(out);
+        match self.state {
+            State::Backup => {
+                // Make before break: the VIPs and their gratuitous ARPs
+                // first, then the advert that makes the old master let go,
+                // so neighbours never point at a host without the VIP.
+                self.transition(State::Master, Reason::Takeover, out);
+                out.push(Action::AddVips);
+                out.push(Action::SendGratuitous);
+                self.send_advert(out);
+                out.push(Action::Notify(State::Master));
+            }
+            State::Master => self.send_advert(out),
+            State::Initialize | State::Fault => {}
+        }
+    }
+
+    /// Ends a takeover: the configured priority again. A master keeps the
+    /// role and advertises the lower priority at once (make before break):
+    /// a preempting peer of higher priority discards it and takes over
+    /// after its Master_Down_Interval (RFC 5798 6.4.2), so no moment goes
+    /// without a master; a non-preempting peer leaves the VIP here.
+    fn release(&mut self, out: &mut Vec<Action>) {
+        if self.takeover.take().is_none() {
+            return;
+        }
+        self.update_priority(out);
+        if self.state == State::Master {
+            self.send_advert(out);
+        }
+    }
+
+    fn update_priority(&mut self, out: &mut Vec<Action>) {
+        let old = self.priority;
+        self.priority = self.compute_priority();
+        if old != self.priority {
+            out.push(Action::PriorityChanged {
+                from: old,
+                to: self.priority,
+            });
         }
     }
 

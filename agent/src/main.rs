@@ -45,6 +45,36 @@ enum Command {
     /// Remove the VIPs a killed agent left behind (recorded in the state
     /// directory).
     Cleanup(CleanupArgs),
+    /// Become master now (a planned switchover): advertise a priority above
+    /// the master's, which steps down when it hears it.
+    Takeover(TakeoverArgs),
+    /// End a takeover: back to the configured priority (a master by
+    /// takeover steps down with a priority 0 advert).
+    Release(ReleaseArgs),
+}
+
+#[derive(Args)]
+struct TakeoverArgs {
+    /// Only this instance (default: every instance).
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// The priority to advertise (1-254).
+    #[arg(long, value_name = "N", default_value_t = status::TAKEOVER_PRIORITY,
+          value_parser = clap::value_parser!(u8).range(1..=254))]
+    priority: u8,
+    /// The status socket.
+    #[arg(long, value_name = "PATH", default_value = status::DEFAULT_SOCKET)]
+    socket: PathBuf,
+}
+
+#[derive(Args)]
+struct ReleaseArgs {
+    /// Only this instance (default: every instance).
+    #[arg(long, value_name = "NAME")]
+    instance: Option<String>,
+    /// The status socket.
+    #[arg(long, value_name = "PATH", default_value = status::DEFAULT_SOCKET)]
+    socket: PathBuf,
 }
 
 #[derive(Args)]
@@ -94,6 +124,19 @@ fn main() -> ExitCode {
         Some(Command::Run(args)) => run_daemon(&args),
         Some(Command::Status(args)) => run_status(&args),
         Some(Command::Cleanup(args)) => run_cleanup(&args),
+        Some(Command::Takeover(args)) => run_control(
+            &args.socket,
+            &status::ControlRequest::Takeover {
+                instance: args.instance,
+                priority: Some(args.priority),
+            },
+        ),
+        Some(Command::Release(args)) => run_control(
+            &args.socket,
+            &status::ControlRequest::Release {
+                instance: args.instance,
+            },
+        ),
         None => match cli.file {
             Some(file) if cli.config_test => run_check(&CheckArgs { file, json: false }),
             Some(file) => run_daemon(&RunArgs {
@@ -140,6 +183,26 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
         Err(e) => {
             report_error(&e);
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Exit 0 when the agent did it, 1 when it refused (no such instance), 3
+/// when it cannot be reached.
+fn run_control(socket: &std::path::Path, request: &status::ControlRequest) -> ExitCode {
+    match status::control(socket, request) {
+        Ok(reply) if reply.ok => {
+            let _ = writeln!(std::io::stdout(), "{}", reply.instances.join(" "));
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            let error = reply.error.unwrap_or_else(|| "refused".to_owned());
+            let _ = writeln!(std::io::stderr(), "hactl-agent: {error}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(3)
         }
     }
 }

@@ -2,7 +2,11 @@
 //! socket that serves it, and the client behind `hactl-agent status`.
 //!
 //! The protocol is as small as it can be: a client connects, the daemon
-//! writes one JSON document and closes. The socket file is created with mode
+//! writes one JSON document and closes. A client may first write one line
+//! of JSON, a [`ControlRequest`] (`{"request":"takeover","instance":"VI_1"}`),
+//! and gets a [`ControlReply`] instead; a client that writes nothing (and
+//! closes its write half, or waits [`REQUEST_WAIT`]) gets the status, so
+//! older clients keep working. The socket file is created with mode
 //! 0600 (root only): the status names addresses and scripts, and the socket
 //! is the local control surface. Secrets are never part of the model.
 //!
@@ -20,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot};
 
@@ -188,8 +192,56 @@ pub enum StatusError {
     },
 }
 
-/// A request from the socket server to the daemon for a fresh snapshot.
-pub type StatusRequest = oneshot::Sender<Status>;
+/// How long the server waits for a request line before it treats the
+/// client as a status reader that writes nothing.
+pub const REQUEST_WAIT: Duration = Duration::from_millis(200);
+
+/// The priority a takeover advertises unless the request names one: the
+/// highest a non-owner may use (RFC 5798 5.2.4).
+pub const TAKEOVER_PRIORITY: u8 = 254;
+
+/// A request a client writes as one line of JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "lowercase")]
+pub enum ControlRequest {
+    /// The status document (the same as writing nothing).
+    Status,
+    /// Become master now: advertise `priority` (default
+    /// [`TAKEOVER_PRIORITY`]) for the instance named, else every instance.
+    Takeover {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u8>,
+    },
+    /// Back to the configured priority; a master by takeover steps down.
+    Release {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
+}
+
+/// The answer to a takeover or release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlReply {
+    pub ok: bool,
+    /// The instances that heard the request.
+    pub instances: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A request from the socket server to the daemon.
+#[derive(Debug)]
+pub enum Request {
+    /// A fresh snapshot.
+    Status(oneshot::Sender<Status>),
+    /// A takeover or release.
+    Control {
+        request: ControlRequest,
+        reply: oneshot::Sender<ControlReply>,
+    },
+}
 
 /// Binds the status socket (replacing a stale file) with mode 0600.
 pub fn bind(path: &Path) -> Result<UnixListener, StatusError> {
@@ -212,26 +264,67 @@ pub fn bind(path: &Path) -> Result<UnixListener, StatusError> {
     Ok(listener)
 }
 
-/// Serves snapshots forever: each connection gets one JSON document.
-pub async fn serve(listener: UnixListener, requests: mpsc::Sender<StatusRequest>) {
+/// Serves requests forever: each connection gets one JSON document (the
+/// status, or the reply to its request line).
+pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Request>) {
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (tx, rx) = oneshot::channel();
-        if requests.send(tx).await.is_err() {
+        if requests.is_closed() {
             return;
         }
-        let Ok(status) = rx.await else {
-            return;
-        };
-        tokio::spawn(async move {
-            if let Ok(mut text) = serde_json::to_vec_pretty(&status) {
-                text.push(b'\n');
-                let _ = stream.write_all(&text).await;
-                let _ = stream.shutdown().await;
+        tokio::spawn(answer(stream, requests.clone()));
+    }
+}
+
+async fn answer(stream: tokio::net::UnixStream, requests: mpsc::Sender<Request>) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read).take(64 * 1024);
+    // No line within REQUEST_WAIT (or EOF at once): a status reader.
+    let _ = tokio::time::timeout(REQUEST_WAIT, reader.read_line(&mut line)).await;
+    let request = if line.trim().is_empty() {
+        ControlRequest::Status
+    } else {
+        match serde_json::from_str::<ControlRequest>(line.trim()) {
+            Ok(r) => r,
+            Err(e) => {
+                let reply = ControlReply {
+                    ok: false,
+                    instances: Vec::new(),
+                    error: Some(format!("bad request: {e}")),
+                };
+                write_json(&mut write, &reply).await;
+                return;
             }
-        });
+        }
+    };
+    if request == ControlRequest::Status {
+        let (tx, rx) = oneshot::channel();
+        if requests.send(Request::Status(tx)).await.is_err() {
+            return;
+        }
+        if let Ok(status) = rx.await {
+            write_json(&mut write, &status).await;
+        }
+        return;
+    }
+    let (tx, rx) = oneshot::channel();
+    let sent = requests.send(Request::Control { request, reply: tx }).await;
+    if sent.is_err() {
+        return;
+    }
+    if let Ok(reply) = rx.await {
+        write_json(&mut write, &reply).await;
+    }
+}
+
+async fn write_json(write: &mut tokio::net::unix::OwnedWriteHalf, value: &impl Serialize) {
+    if let Ok(mut text) = serde_json::to_vec_pretty(value) {
+        text.push(b'\n');
+        let _ = write.write_all(&text).await;
+        let _ = write.shutdown().await;
     }
 }
 
@@ -244,6 +337,37 @@ pub fn fetch(path: &Path) -> Result<Status, StatusError> {
         source,
     })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    // No request: the server answers with the status at our EOF.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut text = Vec::new();
+    stream
+        .read_to_end(&mut text)
+        .map_err(|source| StatusError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    serde_json::from_slice(&text).map_err(|source| StatusError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Sends `request` to the agent at `path` and reads its reply.
+pub fn control(path: &Path, request: &ControlRequest) -> Result<ControlReply, StatusError> {
+    use std::io::Write as _;
+    let connect = |source| StatusError::Connect {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path).map_err(connect)?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut line = serde_json::to_vec(request).map_err(|source| StatusError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(connect)?;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut text = Vec::new();
     stream
         .read_to_end(&mut text)
@@ -378,6 +502,20 @@ web_backup  51    eth0   v3   BACKUP  150   120  10.0.0.2  10.0.0.50/24   7     
         }
         let back: Status = serde_json::from_str(&text).expect("parse");
         assert_eq!(back, status);
+    }
+
+    #[test]
+    fn control_requests_are_one_line_of_tagged_json() {
+        let takeover = ControlRequest::Takeover {
+            instance: Some("VI_1".to_owned()),
+            priority: None,
+        };
+        let text = serde_json::to_string(&takeover).expect("json");
+        assert_eq!(text, r#"{"request":"takeover","instance":"VI_1"}"#);
+        let release: ControlRequest =
+            serde_json::from_str(r#"{"request":"release"}"#).expect("parse");
+        assert_eq!(release, ControlRequest::Release { instance: None });
+        assert!(serde_json::from_str::<ControlRequest>(r#"{"request":"reboot"}"#).is_err());
     }
 
     #[test]

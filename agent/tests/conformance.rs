@@ -726,3 +726,72 @@ fn sync_groups_fail_over_together_between_two_hosts() {
     assert_eq!(sim.masters(1), vec![(x, 0)]);
     assert_eq!(sim.masters(2), vec![(x, 1)]);
 }
+
+/// Issue 7 (drain): a takeover makes a backup master at once, VIPs and
+/// gratuitous ARPs before the advert at the takeover priority; a master
+/// hearing that advert steps down (RFC 5798 6.4.3); release advertises the
+/// configured priority again and keeps the role until a peer wins.
+#[test]
+fn takeover_is_immediate_and_release_returns_to_the_configured_priority() {
+    let mut backup = Instance::new(default_params("vi1")).expect("valid params");
+    backup.handle(Duration::ZERO, Event::Startup);
+    let actions = backup.handle(Duration::ZERO, Event::Takeover { priority: 254 });
+    assert_eq!(backup.state(), State::Master);
+    assert_eq!(backup.effective_priority(), 254);
+    let order: Vec<&Action> = actions
+        .iter()
+        .filter(|a| {
+            matches!(
+                a,
+                Action::AddVips | Action::SendGratuitous | Action::SendAdvert { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            &Action::AddVips,
+            &Action::SendGratuitous,
+            &Action::SendAdvert { priority: 254 }
+        ]
+    );
+    assert!(actions.contains(&Action::Transition {
+        from: State::Backup,
+        to: State::Master,
+        reason: Reason::Takeover
+    }));
+
+    // The old master (150) hears 254 and goes to Backup.
+    let mut master = Instance::new(InstanceParams {
+        base_priority: 150,
+        primary_address: "10.0.0.2".parse().expect("literal address"),
+        initial_state: InitialState::Master,
+        ..default_params("vi1")
+    })
+    .expect("valid params");
+    master.handle(Duration::ZERO, Event::Startup);
+    master.handle(Duration::from_secs(4), Event::TimerFired(Timer::MasterDown));
+    assert_eq!(master.state(), State::Master);
+    let actions = master.handle(
+        Duration::from_secs(5),
+        Event::AdvertReceived(Advert {
+            source: "10.0.0.1".parse().expect("literal address"),
+            priority: 254,
+            max_advert_interval: Duration::from_secs(1),
+        }),
+    );
+    assert_eq!(master.state(), State::Backup);
+    assert!(actions.contains(&Action::RemoveVips));
+
+    // Release: configured priority, still master, advertised at once.
+    let actions = backup.handle(Duration::from_secs(6), Event::Release);
+    assert_eq!(backup.state(), State::Master);
+    assert_eq!(backup.effective_priority(), 100);
+    assert!(actions.contains(&Action::SendAdvert { priority: 100 }));
+    // A second release changes nothing.
+    assert!(
+        backup
+            .handle(Duration::from_secs(7), Event::Release)
+            .is_empty()
+    );
+}

@@ -1430,3 +1430,74 @@ fn bench_takeover() {
         println!("{row}");
     }
 }
+
+/// `hactl-agent takeover|release` (issue 7, the drain drill): takeover on
+/// the backup makes it master at once (no timer waited: the old master
+/// hears the higher priority and steps down, RFC 5798 6.4.3); release
+/// advertises the configured priority again, and the preempting old master
+/// takes the VIP back within its Master_Down_Interval.
+#[test]
+fn takeover_moves_the_vip_at_once_and_release_moves_it_back() {
+    require_root();
+    let segment = Segment::new(2);
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+
+    let control = |agent: &Agent, verb: &str, instance: &str| {
+        let out = Command::new(AGENT)
+            .args([verb, "--instance", instance, "--socket"])
+            .arg(agent.socket())
+            .output()
+            .expect("run hactl-agent");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(
+        control(&b, "takeover", "nosuch").0,
+        Some(1),
+        "an unknown instance is refused"
+    );
+    assert_eq!(
+        b.instance().state,
+        "BACKUP",
+        "a refused takeover changes nothing"
+    );
+
+    let asked = monotonic_ns();
+    let (code, out) = control(&b, "takeover", "VI_1");
+    assert_eq!((code, out.trim()), (Some(0), "VI_1"));
+    assert_master_and_backup(&b, &a);
+    let took = Duration::from_nanos(b.last_transition_to("MASTER").saturating_sub(asked));
+    // At once: well under the Skew_Time of the old master's priority, the
+    // smallest timer a failover could have waited.
+    assert!(
+        took <= skew_time(Version::V3, 150, ADVERT) + MARGIN,
+        "takeover took {took:?}"
+    );
+    let i = b.instance();
+    assert_eq!((i.priority, i.effective_priority), (100, 254));
+    assert!(
+        i.transitions
+            .last()
+            .is_some_and(|t| t.reason.contains("takeover")),
+        "{:?}",
+        i.transitions
+    );
+
+    let released = monotonic_ns();
+    let (code, _) = control(&b, "release", "VI_1");
+    assert_eq!(code, Some(0));
+    assert_master_and_backup(&a, &b);
+    let back = Duration::from_nanos(a.last_transition_to("MASTER").saturating_sub(released));
+    let mdi = master_down_interval(Version::V3, 150, ADVERT);
+    assert!(
+        back <= mdi + MARGIN,
+        "release hand-back took {back:?}, Master_Down_Interval {mdi:?}"
+    );
+    assert_eq!(b.instance().effective_priority, 100);
+}

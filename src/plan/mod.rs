@@ -47,6 +47,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "hactl_checks",
     "hactl_instances",
     "hactl_interface",
+    "hactl_lab",
     "hactl_mcast_group",
     "hactl_nonlocal_bind",
     "hactl_script_user",

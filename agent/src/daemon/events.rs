@@ -310,6 +310,24 @@ impl Daemon {
         }
     }
 
+    /// An operator's takeover or release (`hactl-agent takeover|release`):
+    /// for the instance named, else every instance. Returns the names of
+    /// the instances that heard it; `None` when no instance has that name.
+    pub async fn operator(&mut self, instance: Option<&str>, event: &Event) -> Option<Vec<String>> {
+        let ids: Vec<InstanceId> = match instance {
+            Some(name) => vec![self.router.find(name)?],
+            None => (0..self.plan.wire.len()).collect(),
+        };
+        let mut names = Vec::new();
+        for id in ids {
+            let now = self.now();
+            let actions = self.router.handle(id, now, event.clone());
+            self.apply(actions).await;
+            names.push(self.plan.wire[id].name.clone());
+        }
+        Some(names)
+    }
+
     /// Tracked object `name` changed; every instance tracking it hears.
     pub async fn track(&mut self, name: &str, up: bool) {
         for id in 0..self.plan.wire.len() {

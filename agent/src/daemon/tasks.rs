@@ -11,7 +11,7 @@
 //!  vrrp_script task (one per script) ───Track─────┤
 //!  link watcher task (rtnetlink events) ──Track───┤
 //!                                                 v
-//!  status server ──StatusRequest──>  ┌─────────────────────────┐
+//!  status server ──Request────────>  ┌─────────────────────────┐
 //!     (unix socket, 0600)  <─Status──│ main loop: Daemon       │<── SIGTERM/SIGINT: shutdown
 //!                                    │  Router (state machines)│<── SIGHUP: reload
 //!                                    │  timers: deadline map   │<── sleep_until(earliest)
@@ -361,9 +361,15 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
                     Input::Track(u) => world.daemon.track(&u.name, u.up).await,
                 }
             }
-            Some(request) = status_rx.recv() => {
-                let _ = request.send(world.daemon.snapshot());
-            }
+            Some(request) = status_rx.recv() => match request {
+                status::Request::Status(reply) => {
+                    let _ = reply.send(world.daemon.snapshot());
+                }
+                status::Request::Control { request, reply } => {
+                    let answer = control(&mut world.daemon, request).await;
+                    let _ = reply.send(answer);
+                }
+            },
             () = sleep_until(deadline), if deadline.is_some() => world.daemon.fire_due().await,
             _ = term.recv() => { log("SIGTERM: releasing"); break; }
             _ = int.recv() => { log("SIGINT: releasing"); break; }
@@ -389,6 +395,46 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     let _ = std::fs::remove_file(&options.socket);
     log("stopped");
     Ok(())
+}
+
+/// A takeover or release from the status socket.
+async fn control(daemon: &mut Daemon, request: status::ControlRequest) -> status::ControlReply {
+    use crate::instance::Event;
+    let (instance, event) = match request {
+        status::ControlRequest::Status => {
+            return status::ControlReply {
+                ok: true,
+                instances: Vec::new(),
+                error: None,
+            };
+        }
+        status::ControlRequest::Takeover { instance, priority } => (
+            instance,
+            Event::Takeover {
+                priority: priority.unwrap_or(status::TAKEOVER_PRIORITY),
+            },
+        ),
+        status::ControlRequest::Release { instance } => (instance, Event::Release),
+    };
+    log(&format!(
+        "{event} requested for {}",
+        instance.as_deref().unwrap_or("every instance")
+    ));
+    match daemon.operator(instance.as_deref(), &event).await {
+        Some(instances) => status::ControlReply {
+            ok: true,
+            instances,
+            error: None,
+        },
+        None => status::ControlReply {
+            ok: false,
+            instances: Vec::new(),
+            error: Some(format!(
+                "no instance {}",
+                instance.as_deref().unwrap_or_default()
+            )),
+        },
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
