@@ -554,12 +554,10 @@ fn host_keys_are_strict_unless_trust_on_first_use_is_asked_and_a_changed_key_is_
 
 #[test]
 fn the_keepalived_backend_deploys_and_fails_over() {
-    let lab = TestLab::up(|t, _| {
-        t.replace(
-            "        api_lb:\n          vars:\n",
-            "        api_lb:\n          vars:\n            hactl_backend: keepalived\n",
-        )
-    });
+    // Both pairs: web_lb's tracked check runs as script_user nobody, which
+    // makes keepalived's own config test end by SIGTERM (see
+    // hactl_agent::config::keepalived_test); deploy must still accept it.
+    let lab = TestLab::up(|t, _| t.replace("hactl_backend: agent", "hactl_backend: keepalived"));
     let (ok, report, stderr) = lab.deploy_json(&[]);
     assert!(ok, "{report} {stderr}");
     assert_vips_as_planned(&lab);

@@ -5,7 +5,7 @@
 //! accepted by both or rejected by both. keepalived exits 5 on warnings and
 //! errors alike (and 0 on a missing file), so its verdict is read from its
 //! messages: the file is rejected when it prints anything that is not one of
-//! the benign warnings in [`BENIGN`]. Files where we knowingly differ are
+//! the benign warnings in `config::keepalived_test::BENIGN_WARNINGS`. Files where we knowingly differ are
 //! listed in [`DIFFERENCES`] with the reason (also in
 //! `notes/config-readme.md`); for those the test asserts that we do differ,
 //! so the list stays true.
@@ -19,25 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use hactl_agent::config::keepalived_test::judge_config_test;
 use hactl_agent::config::{self, ConfigError, Severity};
-
-/// keepalived messages that do not reject a file: it keeps going and we
-/// accept the same file (with our own warning where we change a value).
-const BENIGN: &[&str] = &[
-    // auth_pass longer than 8 bytes: both truncate and warn.
-    "Truncating auth_pass to 8 characters",
-    // A plain `include` whose pattern matches nothing: both only warn.
-    "Config files missing",
-    // Tracking weights that keepalived ignores (sync group members, the
-    // address owner): both warn.
-    "with weights due to SYNC group",
-    "with weights due to address_owner",
-    "tracked interface weight due to SYNC group",
-    // nopreempt for the address owner: both clear it and warn.
-    "nopreempt is incompatible with priority 255",
-    // Scripts without enable_script_security: both warn.
-    "SECURITY VIOLATION - scripts are being executed but script_security not enabled",
-];
 
 /// Files where we knowingly judge differently from keepalived 2.2.7:
 /// (corpus path, reason).
@@ -153,15 +136,9 @@ fn keepalived_check(ns: &Netns, path: &Path) -> KeepalivedVerdict {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect();
-    // 0: clean, 5: config messages, 6: script security only; anything else
-    // (a crash, 2 for a fatal parse error) rejects by itself.
-    let code = out.status.code();
-    let crashed = !matches!(code, Some(0 | 5 | 6));
-    let complaint = messages
-        .iter()
-        .any(|m| !BENIGN.iter().any(|b| m.contains(b)));
+    let verdict = judge_config_test(out.status.code(), &text);
     KeepalivedVerdict {
-        rejected: crashed || complaint,
+        rejected: !verdict.accepted,
         messages,
     }
 }

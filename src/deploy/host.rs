@@ -6,9 +6,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hactl_agent::config::keepalived_test::judge_config_test;
 use serde::Serialize;
 
 use super::{DeployOptions, Expectation, HostFailure, session_of, settle};
+
 use crate::agent_control::AgentControl;
 use crate::facts::{self, FileHash, Interfaces};
 use crate::operations::sha256_hex;
@@ -321,7 +323,23 @@ async fn apply(
         let out = session
             .output(&RemoteCommand::new(&argv).become_(true))
             .await?;
-        if !out.success() {
+        let rejection = match pair.backend {
+            Backend::Agent => (!out.success()).then(|| {
+                let stderr = out.stderr_text().trim().to_string();
+                if stderr.is_empty() {
+                    out.stdout_text().trim().to_string()
+                } else {
+                    stderr
+                }
+            }),
+            // keepalived's exit code says little (see keepalived_test).
+            Backend::Keepalived => {
+                let output = format!("{}\n{}", out.stdout_text(), out.stderr_text());
+                let verdict = judge_config_test(out.status, &output);
+                (!verdict.accepted).then(|| verdict.complaints.join("; "))
+            }
+        };
+        if let Some(message) = rejection {
             let mut remove = vec!["rm".to_string(), "-f".into(), "--".into()];
             remove.extend(late.iter().map(|s| format!("{}{NEW_SUFFIX}", s.path)));
             session
@@ -330,10 +348,6 @@ async fn apply(
             session
                 .run(&RemoteCommand::new(&script_argv(RESTORE, &restore)).become_(true))
                 .await?;
-            let mut message = out.stderr_text().trim().to_string();
-            if message.is_empty() {
-                message = out.stdout_text().trim().to_string();
-            }
             return Err(HostFailure::Rejected {
                 host,
                 checker,
