@@ -204,16 +204,7 @@ fn run_remote(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
         .collect();
     let lab = targets::lab_identity(&inv.path, &config.lab_root);
     let targets = targets::targets(&inv, &hosts, lab.as_ref())?;
-    let options = SshOptions {
-        forks: config.forks,
-        host_key_policy: if remote.accept_new_host_keys {
-            HostKeyPolicy::AcceptNew
-        } else {
-            HostKeyPolicy::Strict
-        },
-        connect_timeout: Duration::from_secs(5),
-        ..SshOptions::default()
-    };
+    let options = ssh_options(config, remote.accept_new_host_keys);
     let agent_bin = match &config.command {
         Command::Deploy { agent_bin, .. }
             if plan.pairs.iter().any(|p| p.backend == plan::Backend::Agent) =>
@@ -362,4 +353,19 @@ fn write_private(path: &Path, content: &str) -> Result<(), Error> {
     f.write_all(content.as_bytes()).map_err(fail)?;
     f.sync_all().map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
+}
+
+/// SSH settings of the commands that reach hosts: `--forks`, strict host
+/// keys unless trust on first use is asked for, a 5 s connect timeout.
+pub(crate) fn ssh_options(config: &Config, accept_new_host_keys: bool) -> SshOptions {
+    SshOptions {
+        forks: config.forks,
+        host_key_policy: if accept_new_host_keys {
+            HostKeyPolicy::AcceptNew
+        } else {
+            HostKeyPolicy::Strict
+        },
+        connect_timeout: Duration::from_secs(5),
+        ..SshOptions::default()
+    }
 }

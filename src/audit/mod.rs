@@ -107,13 +107,13 @@ pub fn run(config: &Config, options: &AuditOptions, out: &Output) -> i32 {
             match deliver(options, out, &text) {
                 Ok(()) => report.status.exit_code(),
                 Err(e) => {
-                    out.error(&error_chain(&e));
+                    out.error(&crate::error_chain(&e));
                     UNKNOWN_EXIT
                 }
             }
         }
         Err(e) => {
-            let why = error_chain(&e);
+            let why = crate::error_chain(&e);
             if options.format == Format::Nagios {
                 let _ = deliver(options, out, &report::nagios_unknown(&why));
             }
@@ -216,16 +216,4 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// An error and its sources on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

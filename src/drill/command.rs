@@ -3,14 +3,12 @@
 //! run the drills on a tokio runtime with Ctrl-C undoing the fault in
 //! progress, print the table or the JSON, exit 0 when every drill is ok.
 
-use std::time::Duration;
-
 use crate::config::{Command, Config};
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::output::{Output, Progress};
 use crate::plan;
-use crate::ssh::{HostKeyPolicy, Pool, SshOptions};
+use crate::ssh::Pool;
 use crate::targets;
 
 use super::{Drills, report};
@@ -46,16 +44,7 @@ pub fn run(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
         .flat_map(|(p, _)| p.hosts.iter().map(|h| h.name.clone()))
         .collect();
     let targets = targets::targets(&inv, &hosts, lab.as_ref())?;
-    let ssh = SshOptions {
-        forks: config.forks,
-        host_key_policy: if remote.accept_new_host_keys {
-            HostKeyPolicy::AcceptNew
-        } else {
-            HostKeyPolicy::Strict
-        },
-        connect_timeout: Duration::from_secs(5),
-        ..SshOptions::default()
-    };
+    let ssh = crate::subcommand::ssh_options(config, remote.accept_new_host_keys);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
