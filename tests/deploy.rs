@@ -5,129 +5,38 @@
 //! runs `hactl lab down` even when the test panics.
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use serde_json::Value;
+
+mod support;
+
+use support::{HACTL, TestLab, text_of};
 
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
 
 /// Labs per run of this binary; each gets one subnet.
 const LABS_PER_RUN: u8 = 8;
 
-const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
-
-/// A lab of (a changed copy of) the lab inventory.
-struct TestLab {
-    dir: PathBuf,
-    inventory: PathBuf,
-    subnet: String,
+/// A lab of this binary: subnet 10.214.N.0/24, N from the PID and a
+/// counter, so parallel runs do not collide.
+#[track_caller]
+fn lab_up(edit: impl FnOnce(String, &str) -> String) -> TestLab {
+    let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
+    assert!(n < LABS_PER_RUN, "out of test subnets");
+    let pid = std::process::id();
+    let third = u8::try_from(pid % 30).unwrap() * LABS_PER_RUN + n;
+    TestLab::up(&format!("d{pid:x}x{n}"), &format!("10.214.{third}"), edit)
 }
 
-impl TestLab {
-    /// `edit` changes the inventory text (already moved to the subnet)
-    /// before the lab is built.
-    #[track_caller]
-    fn up(edit: impl Fn(String, &str) -> String) -> TestLab {
-        let n = NEXT_LAB.fetch_add(1, Ordering::SeqCst);
-        assert!(n < LABS_PER_RUN, "out of test subnets");
-        let pid = std::process::id();
-        let third = u8::try_from(pid % 30).unwrap() * LABS_PER_RUN + n;
-        let subnet = format!("10.214.{third}");
-        let dir = std::env::temp_dir().join(format!("deploy-tests-{pid}-{n}"));
-        fs::create_dir_all(&dir).unwrap();
-        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lab.yaml"))
-            .unwrap()
-            .replace("10.213.0.", &format!("{subnet}."));
-        let inventory = dir.join(format!("d{pid:x}x{n}.yaml"));
-        fs::write(&inventory, edit(text, &subnet)).unwrap();
-        let lab = TestLab {
-            dir,
-            inventory,
-            subnet,
-        };
-        let out = lab.hactl(&["lab", "up"], &[]);
-        assert!(out.status.success(), "lab up: {}", text_of(&out.stderr));
-        lab
-    }
-
-    fn hactl(&self, args: &[&str], extra: &[&str]) -> Output {
-        let mut argv: Vec<&str> = args.to_vec();
-        argv.push(self.inventory.to_str().unwrap());
-        argv.extend(extra);
-        Command::new(HACTL)
-            .args(&argv)
-            .env("HACTL_LAB_DIR", self.dir.join("labs"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    /// `hactl lab exec HOST -- sh -c SCRIPT`, which must succeed.
-    #[track_caller]
-    fn exec(&self, host: &str, script: &str) -> String {
-        let out = Command::new(HACTL)
-            .args([
-                "-i",
-                self.inventory.to_str().unwrap(),
-                "lab",
-                "exec",
-                host,
-                "--",
-            ])
-            .args(["sh", "-c", script])
-            .env("HACTL_LAB_DIR", self.dir.join("labs"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{host}: {script}: {}",
-            text_of(&out.stderr)
-        );
-        text_of(&out.stdout)
-    }
-
-    /// The IPv4 addresses on a host's eth0.
-    fn addresses(&self, host: &str) -> Vec<String> {
-        let json: Value =
-            serde_json::from_str(&self.exec(host, "ip -j -4 addr show dev eth0")).unwrap();
-        json.as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
-            .filter_map(|a| a["local"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn agent_pid(&self, host: &str) -> String {
-        self.exec(host, "cat /run/hactl/agent.pid")
-            .trim()
-            .to_string()
-    }
-
-    fn vip(&self, last: u8) -> String {
-        format!("{}.{last}", self.subnet)
-    }
-
-    #[track_caller]
-    fn deploy_json(&self, extra: &[&str]) -> (bool, Value, String) {
-        let out = self.hactl(&["deploy", "--json"], extra);
-        let json = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("deploy --json: {e}: {}", text_of(&out.stderr)));
-        (out.status.success(), json, text_of(&out.stderr))
-    }
-}
-
-impl Drop for TestLab {
-    fn drop(&mut self) {
-        let _ = self.hactl(&["lab", "down"], &[]);
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn text_of(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// `deploy --json` with `extra`: success, the report, stderr.
+#[track_caller]
+fn deploy_json(lab: &TestLab, extra: &[&str]) -> (bool, Value, String) {
+    let out = lab.hactl(&["deploy", "--json"], extra);
+    let json = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("deploy --json: {e}: {}", text_of(&out.stderr)));
+    (out.status.success(), json, text_of(&out.stderr))
 }
 
 fn host<'a>(report: &'a Value, name: &str) -> &'a Value {
@@ -203,10 +112,10 @@ print(seq, len(got), worst, flush=True)
 #[test]
 fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
     // The client sits outside the pairs: it pings a VIP during a deploy.
-    let lab = TestLab::up(|t, subnet| {
+    let lab = lab_up(|t, subnet| {
         t + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
     });
-    let (ok, report, stderr) = lab.deploy_json(&[]);
+    let (ok, report, stderr) = deploy_json(&lab, &[]);
     assert!(ok, "{report} {stderr}");
     for h in ["lb01", "lb02", "lb03", "lb04"] {
         assert_eq!(host(&report, h)["changed"], true, "{report}");
@@ -218,7 +127,7 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
         .collect();
 
     // Second run: nothing changes, nothing restarts.
-    let (ok, report, stderr) = lab.deploy_json(&[]);
+    let (ok, report, stderr) = deploy_json(&lab, &[]);
     assert!(ok, "{stderr}");
     for h in ["lb01", "lb02", "lb03", "lb04"] {
         assert_eq!(host(&report, h)["changed"], false, "{report}");
@@ -277,7 +186,7 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
         .unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(prober.stdout.take().unwrap()));
     assert_eq!(lines.next().unwrap().unwrap(), "ready");
-    let (ok, report, stderr) = lab.deploy_json(&[]);
+    let (ok, report, stderr) = deploy_json(&lab, &[]);
     fs::write(&stop, "").unwrap();
     let counts = lines.next().unwrap().unwrap();
     assert!(prober.wait().unwrap().success());
@@ -348,8 +257,8 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
 #[test]
 fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreachable_host_fails_alone()
  {
-    let lab = TestLab::up(|t, _| t);
-    let (ok, _, stderr) = lab.deploy_json(&[]);
+    let lab = lab_up(|t, _| t);
+    let (ok, _, stderr) = deploy_json(&lab, &[]);
     assert!(ok, "{stderr}");
     let pids: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
         .iter()
@@ -485,7 +394,7 @@ fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreach
 
 #[test]
 fn host_keys_are_strict_unless_trust_on_first_use_is_asked_and_a_changed_key_is_refused() {
-    let lab = TestLab::up(|t, _| t);
+    let lab = lab_up(|t, _| t);
     let name = lab
         .inventory
         .file_stem()
@@ -557,8 +466,8 @@ fn the_keepalived_backend_deploys_and_fails_over() {
     // Both pairs: web_lb's tracked check runs as script_user nobody, which
     // makes keepalived's own config test end by SIGTERM (see
     // hactl_agent::config::keepalived_test); deploy must still accept it.
-    let lab = TestLab::up(|t, _| t.replace("hactl_backend: agent", "hactl_backend: keepalived"));
-    let (ok, report, stderr) = lab.deploy_json(&[]);
+    let lab = lab_up(|t, _| t.replace("hactl_backend: agent", "hactl_backend: keepalived"));
+    let (ok, report, stderr) = deploy_json(&lab, &[]);
     assert!(ok, "{report} {stderr}");
     assert_vips_as_planned(&lab);
     let conf = lab.exec("lb03", "cat /etc/keepalived/keepalived.conf");
@@ -587,7 +496,7 @@ fn the_keepalived_backend_deploys_and_fails_over() {
     assert!(vips.iter().all(|v| !lab.addresses("lb03").contains(v)));
 
     // A deploy starts it again and the VIPs go home.
-    let (ok, report, stderr) = lab.deploy_json(&[]);
+    let (ok, report, stderr) = deploy_json(&lab, &[]);
     assert!(ok, "{report} {stderr}");
     let lb03 = host(&report, "lb03");
     assert!(
@@ -637,13 +546,13 @@ fn assert_only_failure(lab: &TestLab, host: &str, check: &str) -> Value {
 
 #[test]
 fn preflight_catches_a_wrong_hostname_and_deploy_skips_that_host() {
-    let lab = TestLab::up(|t, _| t);
+    let lab = lab_up(|t, _| t);
     let (fails, report) = preflight_failures(&lab);
     assert!(fails.is_empty(), "a fresh lab passes preflight: {report}");
     lab.exec("lb02", "hostname other");
     assert_only_failure(&lab, "lb02", "hostname");
     // Deploy refuses the host that fails preflight and says which.
-    let (ok, report, _) = lab.deploy_json(&[]);
+    let (ok, report, _) = deploy_json(&lab, &[]);
     assert!(!ok);
     assert_eq!(host(&report, "lb02")["ok"], false);
     assert!(
@@ -657,7 +566,7 @@ fn preflight_catches_a_wrong_hostname_and_deploy_skips_that_host() {
 
 #[test]
 fn preflight_catches_ip_nonlocal_bind_off() {
-    let lab = TestLab::up(|t, _| {
+    let lab = lab_up(|t, _| {
         t.replace(
             "            lb01:\n",
             "            lb01:\n              hactl_nonlocal_bind: true\n",
@@ -668,7 +577,7 @@ fn preflight_catches_ip_nonlocal_bind_off() {
 
 #[test]
 fn preflight_catches_vrrp_dropped_by_nftables_and_names_the_rule() {
-    let lab = TestLab::up(|t, _| t);
+    let lab = lab_up(|t, _| t);
     lab.exec(
         "lb04",
         "nft add table inet hx && nft add chain inet hx input '{ type filter hook input priority 0; }' && nft add rule inet hx input ip protocol vrrp drop",
@@ -693,7 +602,7 @@ fn preflight_catches_vrrp_dropped_by_nftables_and_names_the_rule() {
 #[test]
 fn preflight_catches_a_vip_already_in_use_on_the_segment() {
     // The client sits outside the pairs: a neighbour on the segment.
-    let lab = TestLab::up(|t, subnet| {
+    let lab = lab_up(|t, subnet| {
         t + &format!("  hosts:\n    client:\n      ansible_host: {subnet}.50\n")
     });
     lab.exec(

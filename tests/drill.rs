@@ -13,28 +13,21 @@
 //! word.
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const HACTL: &str = env!("CARGO_BIN_EXE_hactl");
+mod support;
+
+use support::{TestLab, text_of};
+
 const SUBNET: &str = "10.213.225";
 
-struct TestLab {
-    dir: PathBuf,
-    inventory: PathBuf,
-}
-
-impl TestLab {
-    #[track_caller]
-    fn up() -> TestLab {
-        let pid = std::process::id();
-        let dir = std::env::temp_dir().join(format!("drill-tests-{pid}"));
-        fs::create_dir_all(&dir).unwrap();
-        let text = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/inventories/lab.yaml"))
-            .unwrap()
-            .replace("10.213.0.", &format!("{SUBNET}."))
+/// The one lab of this binary: lab.yaml on VRRPv3 with 0.2 s adverts.
+#[track_caller]
+fn lab_up() -> TestLab {
+    let pid = std::process::id();
+    TestLab::up(&format!("dr{pid:x}"), SUBNET, |text, _| {
+        let text = text
             // VRRPv3 has no authentication.
             .replace("            hactl_auth_pass: labpass\n", "")
             .replace(
@@ -45,96 +38,18 @@ impl TestLab {
             text.contains("hactl_advert_int: 0.2"),
             "lab.yaml changed shape"
         );
-        let inventory = dir.join(format!("dr{pid:x}.yaml"));
-        fs::write(&inventory, text).unwrap();
-        let lab = TestLab { dir, inventory };
-        let out = lab.hactl(&["lab", "up"], &[]);
-        assert!(out.status.success(), "lab up: {}", text_of(&out.stderr));
-        lab
-    }
-
-    fn hactl(&self, args: &[&str], extra: &[&str]) -> Output {
-        self.hactl_on(&self.inventory, args, extra)
-    }
-
-    fn hactl_on(&self, inventory: &std::path::Path, args: &[&str], extra: &[&str]) -> Output {
-        let mut argv: Vec<&str> = args.to_vec();
-        argv.push(inventory.to_str().unwrap());
-        argv.extend(extra);
-        Command::new(HACTL)
-            .args(&argv)
-            .env("HACTL_LAB_DIR", self.dir.join("labs"))
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap()
-    }
-
-    #[track_caller]
-    fn exec(&self, host: &str, script: &str) -> String {
-        let out = Command::new(HACTL)
-            .args([
-                "-i",
-                self.inventory.to_str().unwrap(),
-                "lab",
-                "exec",
-                host,
-                "--",
-            ])
-            .args(["sh", "-c", script])
-            .env("HACTL_LAB_DIR", self.dir.join("labs"))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{host}: {script}: {}",
-            text_of(&out.stderr)
-        );
-        text_of(&out.stdout)
-    }
-
-    /// The hosts whose eth0 holds `vip`.
-    fn holders(&self, vip: &str) -> Vec<String> {
-        ["lb01", "lb02", "lb03", "lb04"]
-            .into_iter()
-            .filter(|h| {
-                let json: Value =
-                    serde_json::from_str(&self.exec(h, "ip -j -4 addr show dev eth0")).unwrap();
-                json.as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|i| i["addr_info"].as_array().cloned().unwrap_or_default())
-                    .any(|a| a["local"] == vip)
-            })
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn agent_pid(&self, host: &str) -> String {
-        self.exec(host, "cat /run/hactl/agent.pid")
-            .trim()
-            .to_string()
-    }
-
-    /// `failover-test --json` with `extra`: exit code and the drills.
-    #[track_caller]
-    fn drills(&self, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
-        let out = self.hactl(&["failover-test", "--json"], extra);
-        let json: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("failover-test --json: {e}: {}", text_of(&out.stderr)));
-        let drills = json.as_array().cloned().expect("a JSON array");
-        (out.status.code(), drills)
-    }
+        text
+    })
 }
 
-impl Drop for TestLab {
-    fn drop(&mut self) {
-        let _ = self.hactl(&["lab", "down"], &[]);
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn text_of(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// `failover-test --json` with `extra`: exit code and the drills.
+#[track_caller]
+fn run_drills(lab: &TestLab, extra: &[&str]) -> (Option<i32>, Vec<Value>) {
+    let out = lab.hactl(&["failover-test", "--json"], extra);
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("failover-test --json: {e}: {}", text_of(&out.stderr)));
+    let drills = json.as_array().cloned().expect("a JSON array");
+    (out.status.code(), drills)
 }
 
 fn ms(drill: &Value, key: &str) -> u64 {
@@ -149,7 +64,7 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
         nix_is_root(),
         "the drill tests build network namespaces: run them as root"
     );
-    let lab = TestLab::up();
+    let lab = lab_up();
     let out = lab.hactl(&["deploy"], &[]);
     assert!(out.status.success(), "deploy: {}", text_of(&out.stderr));
     let api = format!("{SUBNET}.110");
@@ -157,12 +72,15 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
     assert_eq!(lab.holders(&api), ["lb03"]);
 
     // Every scenario on the active/standby pair.
-    let (code, drills) = lab.drills(&[
-        "--pair",
-        "api_lb",
-        "--scenario",
-        "graceful,kill,link,drain,partition",
-    ]);
+    let (code, drills) = run_drills(
+        &lab,
+        &[
+            "--pair",
+            "api_lb",
+            "--scenario",
+            "graceful,kill,link,drain,partition",
+        ],
+    );
     let scenarios: Vec<&str> = drills
         .iter()
         .filter_map(|d| d["scenario"].as_str())
@@ -223,14 +141,17 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
     );
 
     // A failing track_script moves www off lb01; recovery moves it back.
-    let (code, drills) = lab.drills(&[
-        "--pair",
-        "web_lb",
-        "--instance",
-        "www",
-        "--scenario",
-        "check",
-    ]);
+    let (code, drills) = run_drills(
+        &lab,
+        &[
+            "--pair",
+            "web_lb",
+            "--instance",
+            "www",
+            "--scenario",
+            "check",
+        ],
+    );
     assert_eq!(code, Some(0), "{drills:?}");
     assert_eq!(drills[0]["master_during"], "lb02", "{drills:?}");
     assert_eq!(lab.holders(&www), ["lb01"]);
@@ -258,7 +179,7 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
     assert_eq!(lab.holders(&api), ["lb03"]);
 
     // A scenario that does not apply is reported, not run.
-    let (code, drills) = lab.drills(&["--pair", "api_lb", "--scenario", "check"]);
+    let (code, drills) = run_drills(&lab, &["--pair", "api_lb", "--scenario", "check"]);
     assert_eq!(code, Some(1), "nothing ran: {drills:?}");
     assert_eq!(drills[0]["verdict"], "n/a", "{drills:?}");
 
@@ -268,7 +189,7 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
 
     // An unhealthy pair (its backup's agent stopped) is left alone.
     lab.exec("lb04", "kill -TERM $(cat /run/hactl/agent.pid)");
-    let (code, drills) = lab.drills(&["--pair", "api_lb", "--scenario", "graceful"]);
+    let (code, drills) = run_drills(&lab, &["--pair", "api_lb", "--scenario", "graceful"]);
     assert_eq!(code, Some(1));
     assert_eq!(drills[0]["verdict"], "skipped", "{drills:?}");
     assert_eq!(drills[0]["ok"], false);
