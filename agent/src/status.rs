@@ -332,28 +332,26 @@ async fn write_json(write: &mut tokio::net::unix::OwnedWriteHalf, value: &impl S
 
 /// Asks the agent at `path` for its status.
 pub fn fetch(path: &Path) -> Result<Status, StatusError> {
-    let mut stream = UnixStream::connect(path).map_err(|source| StatusError::Connect {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     // No request: the server answers with the status at our EOF.
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut text = Vec::new();
-    stream
-        .read_to_end(&mut text)
-        .map_err(|source| StatusError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    serde_json::from_slice(&text).map_err(|source| StatusError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    exchange(path, None)
 }
 
 /// Sends `request` to the agent at `path` and reads its reply.
 pub fn control(path: &Path, request: &ControlRequest) -> Result<ControlReply, StatusError> {
+    let mut line = serde_json::to_vec(request).map_err(|source| StatusError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    line.push(b'\n');
+    exchange(path, Some(&line))
+}
+
+/// One connection to the status socket: write `request` (if any), close our
+/// side, read the whole JSON answer.
+fn exchange<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    request: Option<&[u8]>,
+) -> Result<T, StatusError> {
     use std::io::Write as _;
     let connect = |source| StatusError::Connect {
         path: path.to_path_buf(),
@@ -361,12 +359,9 @@ pub fn control(path: &Path, request: &ControlRequest) -> Result<ControlReply, St
     };
     let mut stream = UnixStream::connect(path).map_err(connect)?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut line = serde_json::to_vec(request).map_err(|source| StatusError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    line.push(b'\n');
-    stream.write_all(&line).map_err(connect)?;
+    if let Some(request) = request {
+        stream.write_all(request).map_err(connect)?;
+    }
     let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut text = Vec::new();
     stream
