@@ -64,6 +64,9 @@ pub struct RemoteCommand {
     pub stdin: Option<Vec<u8>>,
     /// Overrides the pool's command timeout.
     pub timeout: Option<Duration>,
+    /// What the command is, for messages (`vrrp probe receiver`): an inline
+    /// program is shown by this name, never in full.
+    pub name: Option<&'static str>,
 }
 
 impl RemoteCommand {
@@ -73,7 +76,36 @@ impl RemoteCommand {
             become_: None,
             stdin: None,
             timeout: None,
+            name: None,
         }
+    }
+
+    /// Names the command for messages (see [`RemoteCommand::describe`]).
+    pub fn named(mut self, name: &'static str) -> RemoteCommand {
+        self.name = Some(name);
+        self
+    }
+
+    /// The command as messages show it: the argv quoted, with an inline
+    /// program (the word after `-c`, or any word of several lines) shown as
+    /// `<NAME>` so an error never prints a whole script.
+    pub fn describe(&self) -> String {
+        let mut words = Vec::with_capacity(self.argv.len());
+        let mut after_c = false;
+        for word in &self.argv {
+            let inline = after_c || word.contains('\n');
+            after_c = word == "-c";
+            if inline {
+                words.push(format!("<{}>", self.name.unwrap_or("script")));
+            } else {
+                words.push(
+                    shlex::try_quote(word)
+                        .map(|w| w.into_owned())
+                        .unwrap_or_else(|_| format!("{word:?}")),
+                );
+            }
+        }
+        words.join(" ")
     }
 
     pub fn become_(mut self, become_: bool) -> RemoteCommand {
@@ -151,9 +183,10 @@ impl HostSession {
     /// Runs `command` and returns what it did, whatever its exit status.
     pub async fn output(&self, command: &RemoteCommand) -> Result<CommandOutput, SshError> {
         let line = self.render(command)?;
+        let shown = command.describe();
         let session_error = |source| SshError::Session {
             host: self.target.host.clone(),
-            command: line.clone(),
+            command: shown.clone(),
             source,
         };
         let run = async {
@@ -193,7 +226,7 @@ impl HostSession {
             Ok(result) => result,
             Err(_) => Err(SshError::CommandTimeout {
                 host: self.target.host.clone(),
-                command: line,
+                command: shown,
                 after: limit,
             }),
         }
@@ -207,7 +240,7 @@ impl HostSession {
         }
         Err(SshError::Remote(RemoteError {
             host: self.target.host.clone(),
-            command: self.render(command)?,
+            command: command.describe(),
             status: output.status,
             stderr: bounded_stderr(&output.stderr),
         }))
@@ -255,14 +288,14 @@ impl HostSession {
             .stderr(Stdio::piped());
         let mut child = remote.spawn().await.map_err(|source| SshError::Session {
             host: self.target.host.clone(),
-            command: line.clone(),
+            command: command.describe(),
             source,
         })?;
         let stdout = child.stdout().take();
         let stderr = child.stderr().take();
         Ok(RunningCommand {
             host: self.target.host.clone(),
-            command: line,
+            command: command.describe(),
             child,
             stdout,
             stderr,

@@ -24,6 +24,7 @@ use crate::facts::{
     self, AddressUse, DuplicateAddress, Hostname, Interface, Interfaces, Resolve, Selinux,
     SelinuxMode, Sudo, SudoState, Sysctl, TimeSyncFact, VrrpFirewall, VrrpProbe, VrrpReachability,
 };
+use crate::output::plain_table;
 use crate::plan::{ClusterPlan, HostPlan, PairPlan};
 use crate::ssh::{HostSession, Pool, Target};
 
@@ -79,6 +80,28 @@ impl PreflightReport {
 
     pub fn has_failures(&self) -> bool {
         self.checks.iter().any(|c| c.outcome == Outcome::Fail)
+    }
+
+    /// `hactl preflight`: one row per host and check.
+    pub fn table(&self) -> String {
+        let report = self;
+        let mut table = plain_table(vec!["host", "check", "result", "detail", "fix"]);
+        for c in &report.checks {
+            table.add_row(vec![
+                c.host.clone(),
+                c.check.clone(),
+                c.outcome.to_string(),
+                c.detail.clone(),
+                c.fix.clone().unwrap_or_default(),
+            ]);
+        }
+        let failed = report.failed_hosts();
+        let verdict = if failed.is_empty() {
+            "preflight: every host passes\n".to_string()
+        } else {
+            format!("preflight: failures on {}\n", failed.join(", "))
+        };
+        format!("{table}\n{verdict}")
     }
 
     fn push(
@@ -575,5 +598,45 @@ async fn pair_checks(
                 None,
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::golden;
+
+    fn preflight() -> PreflightReport {
+        let row = |host: &str, check: &str, outcome, detail: &str, fix: Option<&str>| CheckResult {
+            host: host.into(),
+            check: check.into(),
+            outcome,
+            detail: detail.into(),
+            fix: fix.map(str::to_string),
+        };
+        PreflightReport {
+            checks: vec![
+                row("lb01", "hostname", Outcome::Pass, "lb01", None),
+                row(
+                    "lb02",
+                    "hostname",
+                    Outcome::Fail,
+                    "uname -n says \"other\", the inventory says \"lb02\"",
+                    Some("hostnamectl set-hostname lb02 (or rename the host in the inventory)"),
+                ),
+                row(
+                    "lb02",
+                    "time sync",
+                    Outcome::Warn,
+                    "no time sync service answers",
+                    None,
+                ),
+            ],
+        }
+    }
+
+    #[test]
+    fn preflight_table_names_failures_and_fixes() {
+        golden("preflight_table.txt", &preflight().table());
     }
 }
