@@ -31,8 +31,7 @@ pub use files::{FileHash, FileText, PidFileProcess, ProcessState};
 pub use firewall::{BlockingRule, FirewallBackend, FirewallRules, VrrpFirewall};
 pub use network::{Interface, InterfaceAddress, Interfaces, Resolve};
 pub use probes::{
-    AddressUse, DuplicateAddress, ProbeTool, VRRP_MULTICAST_GROUP, VrrpProbe, VrrpReachability,
-    probe_vrrp,
+    AddressUse, PairProbeReport, ProbeHost, VRRP_MULTICAST_GROUP, VrrpReachability, probe_pair,
 };
 pub use system::{Hostname, IpvsModule, IpvsState, Selinux, SelinuxMode, Sudo, SudoState, Sysctl};
 pub use time_sync::{TimeSource, TimeSync, TimeSyncFact, TimeSyncState};

@@ -304,6 +304,102 @@ impl HostSession {
     }
 }
 
+/// The stdin of a command started by [`HostSession::spawn_interactive`].
+pub struct CommandInput {
+    host: String,
+    stdin: Option<openssh::ChildStdin>,
+}
+
+impl CommandInput {
+    /// Writes one line to the command.
+    pub async fn send_line(&mut self, line: &str) -> Result<(), std::io::Error> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                format!("{}: stdin already closed", self.host),
+            ));
+        };
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await
+    }
+
+    /// Closes stdin (the command sees end of file).
+    pub async fn close(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.shutdown().await;
+        }
+    }
+}
+
+/// The stdout lines of a command started by
+/// [`HostSession::spawn_interactive`], then its exit.
+pub struct CommandLines {
+    host: String,
+    command: String,
+    child: openssh::Child<Arc<Session>>,
+    stdout: Option<tokio::io::Lines<tokio::io::BufReader<openssh::ChildStdout>>>,
+    stderr: Option<openssh::ChildStderr>,
+}
+
+impl CommandLines {
+    /// The next line of stdout; `None` at its end.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.stdout.as_mut()?.next_line().await.ok().flatten()
+    }
+
+    /// Waits for the command to exit: its status and (bounded) stderr.
+    pub async fn finish(mut self) -> Result<(Option<i32>, String), SshError> {
+        let stderr = read_all(self.stderr.take()).await;
+        let status = exit_code(self.child.wait().await).map_err(|source| SshError::Session {
+            host: self.host.clone(),
+            command: self.command.clone(),
+            source,
+        })?;
+        Ok((status, bounded_stderr(&stderr)))
+    }
+}
+
+impl HostSession {
+    /// Starts `command` with its stdin open, for a conversation: lines to
+    /// it, lines from it (probes that must wait for each other).
+    pub async fn spawn_interactive(
+        &self,
+        command: &RemoteCommand,
+    ) -> Result<(CommandInput, CommandLines), SshError> {
+        use tokio::io::AsyncBufReadExt;
+        let line = self.render(command)?;
+        let mut remote = Session::to_raw_command(self.session.clone(), &line);
+        remote
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = remote.spawn().await.map_err(|source| SshError::Session {
+            host: self.target.host.clone(),
+            command: command.describe(),
+            source,
+        })?;
+        let stdin = child.stdin().take();
+        let stdout = child
+            .stdout()
+            .take()
+            .map(|out| tokio::io::BufReader::new(out).lines());
+        let stderr = child.stderr().take();
+        Ok((
+            CommandInput {
+                host: self.target.host.clone(),
+                stdin,
+            },
+            CommandLines {
+                host: self.target.host.clone(),
+                command: command.describe(),
+                child,
+                stdout,
+                stderr,
+            },
+        ))
+    }
+}
+
 /// A command started by [`HostSession::spawn`].
 pub struct RunningCommand {
     host: String,
