@@ -577,11 +577,7 @@ fn facts_match_the_lab() {
 
         // An operation: the first check plans an upload, the second is a
         // no-op with its reason.
-        let put = PutFile {
-            path: "/etc/hactl/op.conf".into(),
-            content: b"priority 100\n".to_vec(),
-            mode: 0o600,
-        };
+        let put = PutFile::new("/etc/hactl/op.conf", &b"priority 100\n"[..], 0o600);
         let plan = put.check(&s1).await.unwrap();
         assert!(!plan.is_noop(), "{plan:?}");
         put.apply(&s1, &plan).await.unwrap();

@@ -19,6 +19,7 @@ use crate::output::Output;
 
 /// Runs the CLI on parsed arguments; returns the process exit code.
 pub fn run(args: Arguments) -> i32 {
+    raise_open_file_limit();
     let env = Environment::from_process();
     let color = !(args.no_color || env.no_color);
     let out = Output::new(color);
@@ -40,5 +41,22 @@ pub fn run(args: Arguments) -> i32 {
             }
             code
         }
+    }
+}
+
+/// Every host in flight holds a few descriptors (its mux sessions' socket
+/// and pipes); at fleet size the usual soft limit of 1024 is too few, so
+/// the soft limit is raised to the hard one, as a server would.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
     }
 }

@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use crate::cli::{Context, Error};
 use crate::deploy::{self, DeployOptions};
+use crate::operations::PutFile;
 use crate::output::Progress;
 use crate::plan::Backend;
+use crate::remote_layout as layout;
 use crate::ssh::Pool;
 
 use super::RemoteOptions;
@@ -35,7 +37,7 @@ impl DeployCommand {
         let options = DeployOptions {
             check: self.check,
             diff: self.diff,
-            agent_bin: Arc::new(agent_bin),
+            agent_bin: PutFile::new(layout::AGENT_BIN, agent_bin, 0o755),
             templates: ctx.settings.templates.clone(),
             in_lab: ctx.lab()?.is_some(),
             forks: ctx.settings.forks,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hactl_agent::config::keepalived_test::judge_config_test;
 
-use super::{DeployOptions, HostFailure, settle};
+use super::{DeployOptions, HostFailure};
 
 use crate::agent_control::AgentControl;
 use crate::observe::{self, HostFacts, Limit, Observation, Wants};
@@ -132,11 +132,7 @@ pub(super) fn wanted_files(
     let mut wanted = Vec::new();
     if pair.backend == Backend::Agent {
         wanted.push(WantedFile {
-            file: PutFile {
-                path: layout::AGENT_BIN.to_string(),
-                content: options.agent_bin.to_vec(),
-                mode: 0o755,
-            },
+            file: options.agent_bin.clone(),
             kind: FileKind::Binary,
         });
     }
@@ -150,11 +146,7 @@ pub(super) fn wanted_files(
             FileRole::Unit => FileKind::Unit,
         };
         wanted.push(WantedFile {
-            file: PutFile {
-                path: file.path,
-                content: file.content.into_bytes(),
-                mode: file.mode,
-            },
+            file: PutFile::new(file.path, file.content.into_bytes(), file.mode),
             kind,
         });
     }
@@ -485,7 +477,10 @@ fn settle_time(pair: &PairPlan) -> Duration {
 
 /// Waits until `host` is healthy (module doc of `deploy`), looking at the
 /// whole pair each time (one round trip per host): whether an instance's
-/// master runs decides what its backups may be.
+/// master runs decides what its backups may be. A look that gets no
+/// answer in time says nothing about health: a loaded host is slow, not
+/// unhealthy, so such looks are retried for up to [`SLOW_HOST_GRACE`]
+/// beyond the settle time.
 pub(super) async fn wait_healthy(
     pool: &Arc<Pool>,
     cluster: &ClusterPlan,
@@ -493,7 +488,9 @@ pub(super) async fn wait_healthy(
     host: &str,
     pair_targets: &[Target],
 ) -> Result<(), String> {
-    settle(settle_time(pair), || async {
+    let settled_by = tokio::time::Instant::now() + settle_time(pair);
+    let slow_by = settled_by + SLOW_HOST_GRACE;
+    loop {
         let seen = observe::observe(
             pool,
             cluster,
@@ -502,13 +499,24 @@ pub(super) async fn wait_healthy(
             Limit::PerHost(LOOK_TIMEOUT),
         )
         .await;
-        judge_health(pair, host, &seen)
-    })
-    .await
+        let verdict = judge_health(pair, host, &seen);
+        let answered = pair
+            .hosts
+            .iter()
+            .all(|h| matches!(seen.hosts.get(&h.name), Some(observe::HostView::Reached(_))));
+        let now = tokio::time::Instant::now();
+        match verdict {
+            Ok(()) => return Ok(()),
+            Err(why) if now >= slow_by || (answered && now >= settled_by) => return Err(why),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
 }
 
 /// How long one look at a host may take while deploy waits.
-const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
+const LOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer deploy waits for a host whose looks go unanswered.
+const SLOW_HOST_GRACE: Duration = Duration::from_secs(60);
 
 /// Whether `host` is healthy in `seen` (pure; see the module doc of
 /// `deploy`): its daemon runs, each of its instances is in its planned

@@ -48,8 +48,9 @@ pub struct DeployOptions {
     pub check: bool,
     /// Show config differences (secrets redacted).
     pub diff: bool,
-    /// The agent binary's bytes (backend agent).
-    pub agent_bin: Arc<Vec<u8>>,
+    /// The agent binary at its path on the hosts (backend agent), hashed
+    /// once for every host.
+    pub agent_bin: crate::operations::PutFile,
     pub templates: Option<std::path::PathBuf>,
     /// The hosts are a `hactl lab`.
     pub in_lab: bool,
@@ -113,6 +114,10 @@ pub struct HostReport {
     pub diff: Option<String>,
     pub rolled_back: bool,
     pub seconds: f64,
+    /// When work on this host began and ended (seconds since the epoch):
+    /// shows the rolling order within a pair and pairs side by side.
+    pub started: f64,
+    pub finished: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -275,6 +280,7 @@ async fn deploy_pair(
             continue;
         };
         let started = Instant::now();
+        let started_wall = unix_now();
         progress.message(&format!("{}: {name}", pair.name));
         let failures: Vec<String> = preflight
             .checks
@@ -346,6 +352,8 @@ async fn deploy_pair(
                     diff: done.diff,
                     rolled_back: false,
                     seconds,
+                    started: started_wall,
+                    finished: unix_now(),
                 }
             }
             Err(failure) => {
@@ -369,6 +377,8 @@ async fn deploy_pair(
                     diff: None,
                     rolled_back: matches!(failure, HostFailure::Unhealthy { .. }),
                     seconds,
+                    started: started_wall,
+                    finished: unix_now(),
                 }
             }
         };
@@ -376,6 +386,13 @@ async fn deploy_pair(
         reports.push(report);
     }
     (reports, preflight)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Puts the hosts of a pair changed before `failed` back as they were, so
@@ -433,23 +450,6 @@ pub fn rolling_order(pair: &PairPlan) -> Vec<String> {
         .collect();
     hosts.sort_by_key(|(mastered, first, i, _)| (*first, *mastered, *i));
     hosts.into_iter().map(|(_, _, _, name)| name).collect()
-}
-
-/// Polls `probe` until it returns `Ok(())` or the deadline passes; the
-/// last complaint is the error.
-pub(crate) async fn settle<F, Fut>(limit: Duration, mut probe: F) -> Result<(), String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match probe().await {
-            Ok(()) => return Ok(()),
-            Err(why) if Instant::now() >= deadline => return Err(why),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -521,6 +521,8 @@ mod tests {
             diff: None,
             rolled_back: false,
             seconds: 1.25,
+            started: 0.0,
+            finished: 1.25,
         };
         let report = DeployReport {
             check: false,

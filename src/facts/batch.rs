@@ -3,18 +3,24 @@
 //! the exit status, stdout and stderr its own command would have given, so
 //! the parsers stay pure and tested on recorded output.
 //!
-//! Framing (what the script prints, per fact, in order):
+//! Framing (what the script prints, per fact, in order; B is a marker
+//! drawn at random for each batch, so no output can be mistaken for it):
 //!
 //! ```text
-//! STATUS STDOUT_LEN STDERR_LEN\n   one header line, decimal numbers
-//! <STDOUT_LEN bytes of stdout><STDERR_LEN bytes of stderr>
+//! B\n                      the fact begins
+//! <stdout, as it is>
+//! \nB STATUS\n              stdout ends (the newline before B is ours)
+//! <stderr, as it is>
+//! \nB.\n                    the fact ends
 //! ```
 //!
-//! Lengths instead of marker lines, so no output can be mistaken for a
-//! frame. Each command runs with stdin from /dev/null under `timeout`
-//! (coreutils) when the fact sets one; a fact that timed out reports
-//! status 124 and is turned into [`FactError::TimedOut`] here. The whole
-//! script runs as root when any fact needs it.
+//! Each command's stdout goes straight to the batch's (no copy), stdin is
+//! /dev/null, stderr goes through one scratch file; a fact with a timeout
+//! of its own runs under `timeout` (coreutils), whose status 124 is turned
+//! into [`FactError::TimedOut`] here. The whole script runs as root when
+//! any fact needs it. The batch as a whole is bounded by the session's
+//! timeout: per fact the cost is its own command and nothing else, which
+//! matters on a loaded host.
 
 use std::time::Duration;
 
@@ -27,17 +33,23 @@ const TIMED_OUT: i32 = 124;
 /// How long a fact without a timeout of its own may run inside a batch.
 const DEFAULT_FACT_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The script's prelude: a scratch directory and the framing function
-/// `f SECONDS ARGV...`.
-const PRELUDE: &str = r#"d=$(mktemp -d) || exit 97
-trap 'rm -rf "$d"' EXIT
-if command -v timeout >/dev/null 2>&1; then t=1; else t=; fi
+/// The script's prelude: a scratch file for stderr and the framing
+/// function `f SECONDS ARGV...` (SECONDS 0: no timeout of its own). The
+/// marker is `$0`.
+const PRELUDE: &str = r#"e=$(mktemp) || exit 97
+trap 'rm -f "$e"' EXIT
 f() {
   s=$1; shift
-  if [ -n "$t" ]; then timeout -k 1 "$s" "$@" </dev/null >"$d/o" 2>"$d/e"; else "$@" </dev/null >"$d/o" 2>"$d/e"; fi
+  printf '%s\n' "$0"
+  if [ "$s" != 0 ] && command -v timeout >/dev/null 2>&1; then
+    timeout -k 1 "$s" "$@" </dev/null 2>"$e"
+  else
+    "$@" </dev/null 2>"$e"
+  fi
   c=$?
-  printf '%s %s %s\n' "$c" "$(wc -c <"$d/o")" "$(wc -c <"$d/e")"
-  cat "$d/o" "$d/e"
+  printf '\n%s %s\n' "$0" "$c"
+  [ -s "$e" ] && cat "$e"
+  printf '\n%s.\n' "$0"
 }
 "#;
 
@@ -66,20 +78,21 @@ impl Batch {
         self.facts.is_empty()
     }
 
-    /// The one command that runs every fact (see the module doc).
-    pub fn command(&self) -> Result<RemoteCommand, String> {
+    /// The one command that runs every fact (see the module doc), framed
+    /// with `marker`.
+    pub fn command(&self, marker: &str) -> Result<RemoteCommand, String> {
         let mut script = String::from(PRELUDE);
         let mut become_ = false;
         let mut total = Duration::ZERO;
         for (name, command) in &self.facts {
-            let limit = command.timeout.unwrap_or(DEFAULT_FACT_TIMEOUT);
-            total += limit;
+            total += command.timeout.unwrap_or(DEFAULT_FACT_TIMEOUT);
             become_ |= command.become_ == Some(true);
             let line = command_line(&command.argv, false)
                 .map_err(|bad| format!("{name}: cannot quote {:?}", bad.0))?;
-            script.push_str(&format!("f {} {line}\n", limit.as_secs().max(1)));
+            let own = command.timeout.map_or(0, |t| t.as_secs().max(1));
+            script.push_str(&format!("f {own} {line}\n"));
         }
-        let mut command = RemoteCommand::new(&["sh", "-c", &script, "hactl-facts"])
+        let mut command = RemoteCommand::new(&["sh", "-c", &script, marker])
             .timeout(total + Duration::from_secs(5))
             .named("fact batch");
         // Root when a fact needs it; otherwise the target's own setting.
@@ -91,12 +104,13 @@ impl Batch {
 
     /// Runs every fact on `session` in one round trip.
     pub async fn run(&self, session: &HostSession) -> Result<Answers, FactError> {
-        let command = self.command().map_err(|reason| FactError::Batch {
+        let marker = new_marker();
+        let command = self.command(&marker).map_err(|reason| FactError::Batch {
             host: session.host().to_string(),
             reason,
         })?;
         let output = session.output(&command).await?;
-        let frames = split_frames(&output.stdout).ok_or_else(|| FactError::Batch {
+        let frames = split_frames(&output.stdout, &marker).ok_or_else(|| FactError::Batch {
             host: session.host().to_string(),
             reason: batch_failure(&output),
         })?;
@@ -133,34 +147,62 @@ fn batch_failure(output: &CommandOutput) -> String {
     }
 }
 
+/// A marker no output will hold by chance: `hactl-` and 24 hex digits of
+/// the clock, the process and a counter, hashed.
+fn new_marker() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut words = String::from("hactl-");
+    for round in 0..2u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        h.write_u32(std::process::id());
+        h.write_u64(round);
+        words.push_str(&format!("{:012x}", h.finish() & 0xffff_ffff_ffff));
+    }
+    words
+}
+
 /// Reads the frames of a batch's stdout; `None` when it is not framed.
-pub fn split_frames(bytes: &[u8]) -> Option<Vec<CommandOutput>> {
+pub fn split_frames(bytes: &[u8], marker: &str) -> Option<Vec<CommandOutput>> {
+    let begin = format!("{marker}\n");
+    let end_out = format!("\n{marker} ");
+    let end = format!("\n{marker}.\n");
     let mut frames = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
+        rest = rest.strip_prefix(begin.as_bytes())?;
+        let stdout_len = find(rest, end_out.as_bytes())?;
+        let stdout = rest[..stdout_len].to_vec();
+        rest = &rest[stdout_len + end_out.len()..];
         let newline = rest.iter().position(|&b| b == b'\n')?;
-        let header = std::str::from_utf8(&rest[..newline]).ok()?;
-        let mut numbers = header.split_whitespace().map(|n| n.parse::<usize>());
-        let (Some(Ok(status)), Some(Ok(out_len)), Some(Ok(err_len)), None) = (
-            numbers.next(),
-            numbers.next(),
-            numbers.next(),
-            numbers.next(),
-        ) else {
-            return None;
-        };
-        let body = &rest[newline + 1..];
-        if body.len() < out_len + err_len {
-            return None;
-        }
+        let status = std::str::from_utf8(&rest[..newline])
+            .ok()?
+            .trim()
+            .parse::<i32>()
+            .ok()?;
+        rest = &rest[newline + 1..];
+        let stderr_len = find(rest, end.as_bytes())?;
+        let stderr = rest[..stderr_len].to_vec();
+        rest = &rest[stderr_len + end.len()..];
         frames.push(CommandOutput {
-            status: i32::try_from(status).ok(),
-            stdout: body[..out_len].to_vec(),
-            stderr: body[out_len..out_len + err_len].to_vec(),
+            status: Some(status),
+            stdout,
+            stderr,
         });
-        rest = &body[out_len + err_len..];
     }
     Some(frames)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// What a batch's facts answered.
@@ -201,23 +243,38 @@ impl Answers {
 mod tests {
     use super::*;
 
+    fn run_locally(batch: &Batch, marker: &str) -> Vec<CommandOutput> {
+        let command = batch.command(marker).unwrap();
+        let output = std::process::Command::new(&command.argv[0])
+            .args(&command.argv[1..])
+            .output()
+            .unwrap();
+        split_frames(&output.stdout, marker).unwrap()
+    }
+
     #[test]
     fn frames_carry_status_stdout_and_stderr_exactly() {
-        let bytes = b"0 6 0\nhello\n3 0 5\noops\n127 2 4\nab\ncd\n";
-        let frames = split_frames(bytes).unwrap();
+        let m = "hactl-x";
+        let bytes = b"hactl-x\nhello\n\nhactl-x 0\n\nhactl-x.\nhactl-x\n\nhactl-x 3\noops\n\nhactl-x.\nhactl-x\nab\nhactl-x 127\n\ncd\n\nhactl-x.\n";
+        let frames = split_frames(bytes, m).unwrap();
         assert_eq!(frames.len(), 3);
-        assert_eq!(frames[0].status, Some(0));
-        assert_eq!(frames[0].stdout, b"hello\n");
+        assert_eq!(
+            (
+                frames[0].status,
+                frames[0].stdout.as_slice(),
+                frames[0].stderr.as_slice()
+            ),
+            (Some(0), &b"hello\n"[..], &b""[..])
+        );
+        assert_eq!(frames[1].stdout, b"");
         assert_eq!(frames[1].stderr, b"oops\n");
         assert_eq!(frames[2].status, Some(127));
         assert_eq!(frames[2].stdout, b"ab");
         assert_eq!(frames[2].stderr, b"\ncd\n");
-        // Output that looks like a header is just output.
-        let tricky = b"0 8 0\n0 99 0\n\n";
-        assert_eq!(split_frames(tricky).unwrap()[0].stdout, b"0 99 0\n\n");
-        assert!(split_frames(b"0 10 0\nshort").is_none());
-        assert!(split_frames(b"garbage\n").is_none());
-        assert_eq!(split_frames(b"").unwrap().len(), 0);
+        assert!(split_frames(b"hactl-x\nshort", m).is_none());
+        assert!(split_frames(b"garbage\n", m).is_none());
+        assert_eq!(split_frames(b"", m).unwrap().len(), 0);
+        assert_ne!(new_marker(), new_marker());
     }
 
     #[test]
@@ -227,13 +284,12 @@ mod tests {
         let b = RemoteCommand::new(&["printf", "%s", "$(reboot) it's"]).become_(true);
         batch.facts.push(("a", a));
         batch.facts.push(("b", b));
-        let command = batch.command().unwrap();
-        assert_eq!(command.become_, Some(true), "one root fact makes it root");
-        let output = std::process::Command::new(&command.argv[0])
-            .args(&command.argv[1..])
-            .output()
-            .unwrap();
-        let frames = split_frames(&output.stdout).unwrap();
+        assert_eq!(
+            batch.command("m").unwrap().become_,
+            Some(true),
+            "one root fact makes it root"
+        );
+        let frames = run_locally(&batch, &new_marker());
         assert_eq!(frames.len(), 2);
         assert_eq!(
             (
@@ -251,12 +307,7 @@ mod tests {
         let mut batch = Batch::new();
         let slow = RemoteCommand::new(&["sleep", "5"]).timeout(Duration::from_secs(1));
         batch.facts.push(("slow", slow));
-        let command = batch.command().unwrap();
-        let output = std::process::Command::new(&command.argv[0])
-            .args(&command.argv[1..])
-            .output()
-            .unwrap();
-        let frames = split_frames(&output.stdout).unwrap();
+        let frames = run_locally(&batch, &new_marker());
         assert_eq!(frames[0].status, Some(TIMED_OUT));
     }
 }

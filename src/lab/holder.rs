@@ -192,6 +192,6 @@ mod tests {
         );
 
         let elsewhere = super::script(Path::new("/tmp/labs/demo"), &host);
-        assert!(elsewhere.lines().nth(7).unwrap().ends_with(" '/etc/hactl'"));
+        assert!(elsewhere.lines().nth(7).unwrap().ends_with(" '/root'"));
     }
 }

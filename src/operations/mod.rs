@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -51,15 +52,43 @@ pub enum FileStep {
 
 /// A file with the wanted content and mode. Content is compared by
 /// SHA-256, so an unchanged file is not uploaded again (its mode is not
-/// checked then).
+/// checked then). The digest is computed once, when the file is made, and
+/// shared with its clones: one agent binary planned for a hundred hosts is
+/// hashed once, not once per host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutFile {
     pub path: String,
-    pub content: Vec<u8>,
+    pub content: Arc<[u8]>,
     pub mode: u32,
+    digest: Arc<str>,
 }
 
 impl PutFile {
+    pub fn new(path: impl Into<String>, content: impl Into<Arc<[u8]>>, mode: u32) -> PutFile {
+        let content = content.into();
+        let digest = sha256_hex(&content).into();
+        PutFile {
+            path: path.into(),
+            content,
+            mode,
+            digest,
+        }
+    }
+
+    /// The same content at another path (the digest is not computed again).
+    pub fn at(&self, path: impl Into<String>, mode: u32) -> PutFile {
+        PutFile {
+            path: path.into(),
+            mode,
+            ..self.clone()
+        }
+    }
+
+    /// SHA-256 of the content, lowercase hex.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
     /// The fact the plan needs.
     pub fn fact(&self) -> FileHash {
         FileHash {
@@ -69,7 +98,7 @@ impl PutFile {
 
     /// Compares the file's current hash (`None`: absent) with the content.
     pub fn plan(&self, current: Option<&str>) -> Plan<FileStep> {
-        let wanted = sha256_hex(&self.content);
+        let wanted = self.digest();
         match current {
             Some(hash) if hash.eq_ignore_ascii_case(&wanted) => Plan::NoOp {
                 reason: format!("{} is up to date (sha256 {})", self.path, &wanted[..12]),
@@ -234,11 +263,7 @@ mod tests {
     #[test]
     fn a_host_plan_uploads_what_differs_and_acts_on_the_daemon() {
         let file = |path: &str, content: &str, kind| WantedFile {
-            file: PutFile {
-                path: path.into(),
-                content: content.as_bytes().to_vec(),
-                mode: 0o600,
-            },
+            file: PutFile::new(path, content.as_bytes(), 0o600),
             kind,
         };
         let wanted = [
@@ -253,7 +278,7 @@ mod tests {
                     let hash = if changed.contains(&w.file.path.as_str()) {
                         Some("0".repeat(64))
                     } else {
-                        Some(sha256_hex(&w.file.content))
+                        Some(w.file.digest().to_string())
                     };
                     (w.file.path.clone(), hash)
                 })
@@ -303,11 +328,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_file_is_a_noop_with_its_reason() {
-        let put = PutFile {
-            path: "/etc/hactl/hactl.conf".into(),
-            content: b"abc".to_vec(),
-            mode: 0o600,
-        };
+        let put = PutFile::new("/etc/hactl/hactl.conf", &b"abc"[..], 0o600);
         let same = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
         match put.plan(Some(same)) {
             Plan::NoOp { reason } => assert_eq!(

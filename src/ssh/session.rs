@@ -60,8 +60,9 @@ pub struct RemoteCommand {
     /// `become_`. A target that logs in as root never uses sudo.
     pub become_: Option<bool>,
     /// Bytes fed to the command's stdin (then closed); stdin is empty
-    /// otherwise.
-    pub stdin: Option<Vec<u8>>,
+    /// otherwise. Shared, so one agent binary uploaded to a hundred hosts
+    /// is held once.
+    pub stdin: Option<Arc<[u8]>>,
     /// Overrides the pool's command timeout.
     pub timeout: Option<Duration>,
     /// What the command is, for messages (`vrrp probe receiver`): an inline
@@ -113,8 +114,8 @@ impl RemoteCommand {
         self
     }
 
-    pub fn stdin(mut self, bytes: Vec<u8>) -> RemoteCommand {
-        self.stdin = Some(bytes);
+    pub fn stdin(mut self, bytes: impl Into<Arc<[u8]>>) -> RemoteCommand {
+        self.stdin = Some(bytes.into());
         self
     }
 
@@ -254,7 +255,12 @@ impl HostSession {
 
     /// Writes `bytes` to the absolute `path` on the host with `mode`,
     /// atomically (temporary file in the same directory, then rename).
-    pub async fn upload(&self, bytes: Vec<u8>, path: &str, mode: u32) -> Result<(), SshError> {
+    pub async fn upload(
+        &self,
+        bytes: impl Into<Arc<[u8]>>,
+        path: &str,
+        mode: u32,
+    ) -> Result<(), SshError> {
         if !path.starts_with('/') {
             return Err(SshError::RemotePath {
                 host: self.target.host.clone(),
