@@ -100,7 +100,7 @@ impl PutFile {
     pub fn plan(&self, current: Option<&str>) -> Plan<FileStep> {
         let wanted = self.digest();
         match current {
-            Some(hash) if hash.eq_ignore_ascii_case(&wanted) => Plan::NoOp {
+            Some(hash) if hash.eq_ignore_ascii_case(wanted) => Plan::NoOp {
                 reason: format!("{} is up to date (sha256 {})", self.path, &wanted[..12]),
             },
             _ => Plan::Steps {
