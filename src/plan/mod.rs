@@ -25,6 +25,7 @@
 //!   interoperability); `hactl_auth_pass` gives v2 PASS authentication (at
 //!   most 8 bytes, RFC 3768 5.3.10) and is refused with v3, which has none.
 
+pub mod addressing;
 pub mod allocate;
 mod checks;
 pub mod connection;
