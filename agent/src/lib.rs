@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod glue;
 pub mod gratuitous;
 pub mod instance;
+pub mod ipvs;
 pub mod netlink;
 pub mod network;
 pub mod notify;
