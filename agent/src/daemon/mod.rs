@@ -59,6 +59,8 @@ pub enum DaemonError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Vmac(#[from] vmac::VmacError),
+    #[error(transparent)]
+    Lvs(#[from] crate::lvs::LvsError),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot install the {signal} handler")]

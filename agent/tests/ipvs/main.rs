@@ -7,6 +7,9 @@
 
 mod harness;
 mod kernel;
+mod lab;
+mod oracle;
+mod traffic;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -21,5 +24,26 @@ fn main() {
             "kernel_fwmark_persistence_and_ipv6",
             kernel::fwmark_persistence_and_ipv6,
         ),
+        (
+            "oracle_same_table_as_keepalived",
+            oracle::same_table_as_keepalived,
+        ),
+        (
+            "traffic_checker_removes_and_restores",
+            traffic::checker_removes_and_restores,
+        ),
+        (
+            "traffic_sorry_server_answers_when_all_are_down",
+            traffic::sorry_server_answers_when_all_are_down,
+        ),
+        (
+            "traffic_wrong_digest_or_status_is_down",
+            traffic::wrong_digest_or_status_is_down,
+        ),
+        (
+            "traffic_misc_dynamic_sets_weights",
+            traffic::misc_dynamic_sets_weights,
+        ),
+        ("traffic_failover_keeps_serving", traffic::failover_keeps_serving),
     ]);
 }
