@@ -34,6 +34,27 @@ pub enum Step {
     DelDest(ServiceKey, Destination),
 }
 
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dest =
+            |f: &mut std::fmt::Formatter<'_>, verb: &str, k: &ServiceKey, d: &Destination| {
+                let at = match d.address {
+                    std::net::IpAddr::V6(a) => format!("[{a}]:{}", d.port),
+                    a => format!("{a}:{}", d.port),
+                };
+                write!(f, "{verb} {k} -> {at} {} weight {}", d.forward, d.weight)
+            };
+        match self {
+            Step::NewService(s) => write!(f, "add {} {}", s.key, s.scheduler),
+            Step::SetService(s) => write!(f, "change {} {}", s.key, s.scheduler),
+            Step::DelService(k) => write!(f, "delete {k}"),
+            Step::NewDest(k, d) => dest(f, "add", k, d),
+            Step::SetDest(k, d) => dest(f, "change", k, d),
+            Step::DelDest(k, d) => dest(f, "delete", k, d),
+        }
+    }
+}
+
 impl Step {
     pub fn key(&self) -> &ServiceKey {
         match self {

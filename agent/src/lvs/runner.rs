@@ -30,6 +30,12 @@ use crate::status::{RealServerStatus, VirtualServerStatus, rfc3339};
 /// How long shutdown waits for the table to be released.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
+/// How stale the published last-check results may get: a change of the
+/// pool is published at once, a check that changed nothing with this
+/// delay at most (100 servers checked every second would otherwise copy
+/// the whole status 100 times a second).
+const STATUS_LAG: Duration = Duration::from_millis(250);
+
 #[derive(Debug, Error)]
 pub enum LvsError {
     #[error("cannot program IPVS")]
@@ -170,6 +176,8 @@ struct Lvs {
     checkers: Vec<JoinHandle<()>>,
     reports_tx: mpsc::Sender<Report>,
     reports_rx: mpsc::Receiver<Report>,
+    /// Checks happened since the status was last published.
+    stale: bool,
 }
 
 impl Lvs {
@@ -198,6 +206,7 @@ impl Lvs {
             checkers: Vec::new(),
             reports_tx,
             reports_rx,
+            stale: false,
         })
     }
 
@@ -209,9 +218,12 @@ impl Lvs {
     ) {
         self.load(&config, true);
         let _ = ready.send(Ok(()));
+        let mut tick = tokio::time::interval(STATUS_LAG);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(report) = self.reports_rx.recv() => self.report(report),
+                _ = tick.tick(), if self.stale => self.publish(),
                 message = control.recv() => match message {
                     Some(Control::Reload(config)) => self.load(&config, false),
                     Some(Control::Shutdown(done)) => {
@@ -274,7 +286,10 @@ impl Lvs {
             if first { "running" } else { "SIGHUP: now" },
             self.pools.len()
         ));
-        self.sync(None);
+        let applied = self.sync(None, !first);
+        if first {
+            self.log(&format!("ipvs: {applied} table operation(s) at start"));
+        }
         self.publish();
     }
 
@@ -311,11 +326,13 @@ impl Lvs {
         };
         let now = rfc3339(SystemTime::now());
         let events = pool.report(id.rs, id.checker, &r.outcome, r.verdict, now);
-        if !events.is_empty() {
+        if events.is_empty() {
+            self.stale = true;
+        } else {
             self.events(id.vs, &events);
-            self.sync(Some(id.vs));
+            self.sync(Some(id.vs), false);
+            self.publish();
         }
-        self.publish();
     }
 
     /// One log line per event, and its scripts.
@@ -421,18 +438,26 @@ impl Lvs {
 
     /// Brings the kernel's table to what the pools want: for one virtual
     /// server after a change of its pool, or everything (start, reload),
-    /// which also deletes owned services no longer configured.
-    fn sync(&mut self, only: Option<usize>) {
+    /// which also deletes owned services no longer configured. Returns how
+    /// many operations it applied, each logged when `verbose` (a reload
+    /// says exactly what it touched).
+    fn sync(&mut self, only: Option<usize>, verbose: bool) -> usize {
         let wanted = self.wanted(only);
         let keys: Vec<ServiceKey> = wanted.keys().copied().collect();
         let kernel = match self.kernel(only.map(|_| keys.as_slice())) {
             Ok(k) => k,
             Err(e) => {
                 self.log(&format!("ipvs: cannot read the table: {}", chain(&e)));
-                return;
+                return 0;
             }
         };
         let steps = reconcile::diff(&wanted, &kernel, &self.ledger.owned().clone());
+        let applied = steps.len();
+        if verbose {
+            for step in &steps {
+                self.log(&format!("ipvs: SIGHUP: {step}"));
+            }
+        }
         self.apply(steps);
         // Owned services that are gone (deleted by hand) are forgotten.
         if only.is_none() {
@@ -449,6 +474,7 @@ impl Lvs {
                 }
             }
         }
+        applied
     }
 
     fn apply(&mut self, steps: Vec<Step>) {
@@ -480,7 +506,8 @@ impl Lvs {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.stale = false;
         let status = self
             .pools
             .iter()
@@ -530,6 +557,28 @@ impl Lvs {
         self.apply(steps);
         self.log(&format!("ipvs: removed {n} service(s) this agent created"));
     }
+}
+
+/// `hactl-agent cleanup`: deletes the services of the ledger in
+/// `state_dir` that the kernel still has; returns how many. Without a
+/// ledger entry nothing is opened (a host without IPVS is fine).
+pub fn clean(state_dir: &Path, log: fn(&str)) -> Result<usize, LvsError> {
+    let mut ledger = ServiceLedger::open(state_dir)?;
+    if ledger.owned().is_empty() {
+        return Ok(0);
+    }
+    let mut ipvs = Ipvs::open()?;
+    let present: Vec<ServiceKey> = ipvs.services()?.into_iter().map(|s| s.key).collect();
+    let mut removed = 0;
+    for key in ledger.owned().clone() {
+        if present.contains(&key) {
+            ipvs.del_service(&key)?;
+            log(&format!("removed IPVS service {key}"));
+            removed += 1;
+        }
+        ledger.forget(&key)?;
+    }
+    Ok(removed)
 }
 
 fn endpoint(address: std::net::IpAddr, port: u16) -> String {

@@ -16,18 +16,31 @@ use std::time::Instant;
 pub type Test = (&'static str, fn());
 
 /// Runs `tests` as the arguments say (names to filter on, `--list`),
-/// on the host through the VM and inside it directly. Never returns.
-pub fn main(tests: &[Test]) -> ! {
+/// on the host through the VM and inside it directly; `ignored` (the
+/// benchmarks) run only with `--ignored` or `--include-ignored`, as with
+/// libtest. Never returns.
+pub fn main(tests: &[Test], ignored: &[Test]) -> ! {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--list") {
-        for (name, _) in tests {
+        for (name, _) in tests.iter().chain(ignored) {
             println!("{name}: test");
         }
         std::process::exit(0);
     }
     if std::env::var_os("HACTL_IN_VM").is_none() {
-        std::process::exit(boot(&args, tests.len()));
+        std::process::exit(boot(&args, tests.len() + ignored.len()));
     }
+    let only_ignored = args.iter().any(|a| a == "--ignored");
+    let with_ignored = only_ignored || args.iter().any(|a| a == "--include-ignored");
+    let mut all: Vec<Test> = Vec::new();
+    if !only_ignored {
+        all.extend_from_slice(tests);
+    }
+    if with_ignored {
+        all.extend_from_slice(ignored);
+    }
+    let skipped = if with_ignored { 0 } else { ignored.len() };
+    let tests = all.as_slice();
     let filters: Vec<&str> = args
         .iter()
         .filter(|a| !a.starts_with('-'))
@@ -66,7 +79,7 @@ pub fn main(tests: &[Test]) -> ! {
     }
     let passed = selected.len() - failed.len();
     println!(
-        "\ntest result: {}. {passed} passed; {} failed; 0 ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
+        "\ntest result: {}. {passed} passed; {} failed; {skipped} ignored; 0 measured; {} filtered out; finished in {:.2}s\n",
         if failed.is_empty() { "ok" } else { "FAILED" },
         failed.len(),
         tests.len() - selected.len(),

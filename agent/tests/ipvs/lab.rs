@@ -73,6 +73,8 @@ impl<'h> Daemon<'h> {
     }
 
     /// keepalived with `config`; `checker_only` runs its LVS half alone.
+    /// It logs to syslog (there is none in the VM): with `-l` its lines
+    /// would land on the VM's console, between the test results.
     pub fn keepalived(host: &'h Host, config: &str, checker_only: bool) -> Daemon<'h> {
         let scratch = Scratch::new("k");
         std::fs::write(scratch.0.join("keepalived.conf"), config).expect("config");
@@ -82,7 +84,6 @@ impl<'h> Daemon<'h> {
         let mut argv = vec![
             "keepalived",
             "-n",
-            "-l",
             "-D",
             "-f",
             &conf,
@@ -104,10 +105,6 @@ impl<'h> Daemon<'h> {
         }
     }
 
-    pub fn pid(&self) -> u32 {
-        self.process.as_ref().map_or(0, Spawned::pid)
-    }
-
     /// What it logged so far.
     pub fn log(&self) -> String {
         self.process
@@ -117,8 +114,22 @@ impl<'h> Daemon<'h> {
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).unwrap_or(0));
+        let pid = self.process.as_ref().map_or(0, Spawned::pid);
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap_or(0));
         nix::sys::signal::kill(pid, signal).expect("signal");
+    }
+
+    /// Whether the process has ended.
+    pub fn exited(&self) -> bool {
+        self.process.as_ref().is_none_or(|p| {
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(p.pid()).unwrap_or(0));
+            // Reaped or a zombie: signal 0 fails or /proc says Z.
+            nix::sys::signal::kill(pid, None).is_err()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                })
+        })
     }
 
     /// SIGTERM and wait for the exit.

@@ -5,16 +5,18 @@
 //! Every test builds its own network namespaces inside the VM (IPVS state
 //! is per namespace), so tests never see each other's tables.
 
+mod bench;
 mod harness;
 mod kernel;
 mod lab;
 mod oracle;
-mod traffic;
+mod ownership;
 #[path = "../support/mod.rs"]
 mod support;
+mod traffic;
 
 fn main() {
-    harness::main(&[
+    let tests: &[harness::Test] = &[
         ("kernel_info_and_family", kernel::info_and_family),
         (
             "kernel_accepts_services_and_destinations",
@@ -27,6 +29,14 @@ fn main() {
         (
             "oracle_same_table_as_keepalived",
             oracle::same_table_as_keepalived,
+        ),
+        (
+            "ownership_agent_touches_only_its_own",
+            ownership::agent_touches_only_its_own,
+        ),
+        (
+            "ownership_cleanup_after_a_crash",
+            ownership::cleanup_after_a_crash,
         ),
         (
             "traffic_checker_removes_and_restores",
@@ -44,6 +54,14 @@ fn main() {
             "traffic_misc_dynamic_sets_weights",
             traffic::misc_dynamic_sets_weights,
         ),
-        ("traffic_failover_keeps_serving", traffic::failover_keeps_serving),
-    ]);
+        (
+            "traffic_failover_keeps_serving",
+            traffic::failover_keeps_serving,
+        ),
+    ];
+    let benches: &[harness::Test] = &[
+        ("bench_checker_reaction", bench::checker_reaction),
+        ("bench_cpu_100_real_servers", bench::cpu_100_real_servers),
+    ];
+    harness::main(tests, benches);
 }

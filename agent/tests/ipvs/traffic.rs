@@ -178,8 +178,7 @@ pub fn virtual_server(body: &str) -> String {
 pub fn has_destination(host: &Host, index: usize, weight: Option<u32>) -> bool {
     let address = format!("-> 10.77.0.{}:80 ", index + 1);
     table(host).iter().any(|l| {
-        l.trim_start().starts_with(&address)
-            && weight.is_none_or(|w| l.ends_with(&format!(" {w}")))
+        l.trim_start().starts_with(&address) && weight.is_none_or(|w| l.ends_with(&format!(" {w}")))
     })
 }
 
@@ -243,8 +242,13 @@ pub fn checker_removes_and_restores() {
     let removed = time_until("rs1 out of the table", || {
         !has_destination(lab.host(LB1), RS[0], None)
     });
-    println!("checker reaction (hactl-agent, HTTP_GET, rs killed -> out of the table): {removed:.2}s");
-    assert!(removed <= bound, "removed after {removed:.2}s, bound {bound}s");
+    println!(
+        "checker reaction (hactl-agent, HTTP_GET, rs killed -> out of the table): {removed:.2}s"
+    );
+    assert!(
+        removed <= bound,
+        "removed after {removed:.2}s, bound {bound}s"
+    );
     let seen = spread(&lab, 12);
     assert!(
         !seen.contains_key(&name(RS[0])) && !seen.contains_key("no answer"),
@@ -331,7 +335,12 @@ pub fn wrong_digest_or_status_is_down() {
     });
     let status = agent.status();
     let servers = &status["virtual_servers"][0]["real_servers"];
-    let last = |n: usize| servers[n]["last_check"].as_str().unwrap_or_default().to_owned();
+    let last = |n: usize| {
+        servers[n]["last_check"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     assert!(last(1).contains("digest"), "{status}");
     assert!(last(2).contains("status 200"), "{status}");
 }
@@ -365,7 +374,11 @@ pub fn misc_dynamic_sets_weights() {
     // Exit 0: the weight stays.
     std::fs::write(file(RS[0]), "0").expect("exit file");
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(has_destination(lab.host(LB1), RS[0], Some(5)), "{:?}", table(lab.host(LB1)));
+    assert!(
+        has_destination(lab.host(LB1), RS[0], Some(5)),
+        "{:?}",
+        table(lab.host(LB1))
+    );
 }
 
 /// The master LB's link dies: the backup takes the VIP, and its IPVS table
@@ -373,11 +386,18 @@ pub fn misc_dynamic_sets_weights() {
 pub fn failover_keeps_serving() {
     let lab = Lab::new();
     let body = real_servers(&http_checker, &|_| String::new());
-    let master = Daemon::agent(lab.host(LB1), &(vrrp(150, "MASTER") + &virtual_server(&body)));
+    let master = Daemon::agent(
+        lab.host(LB1),
+        &(vrrp(150, "MASTER") + &virtual_server(&body)),
+    );
     wait_serving(&lab, LB1);
-    let backup = Daemon::agent(lab.host(LB2), &(vrrp(100, "BACKUP") + &virtual_server(&body)));
+    let backup = Daemon::agent(
+        lab.host(LB2),
+        &(vrrp(100, "BACKUP") + &virtual_server(&body)),
+    );
     wait_until(DEADLINE, "the backup's table ready", || {
-        RS.iter().all(|&i| has_destination(lab.host(LB2), i, Some(1)))
+        RS.iter()
+            .all(|&i| has_destination(lab.host(LB2), i, Some(1)))
     });
     assert!(lab.request().is_some());
     // Requests every 50 ms; the master's cable is pulled in the middle.
@@ -395,7 +415,8 @@ pub fn failover_keeps_serving() {
             (Some(_), Some((_, end @ None))) => *end = Some(t),
             _ => {}
         }
-        if matches!(outage, Some((_, Some(_)))) && t.duration_since(start) > Duration::from_secs(2) {
+        if matches!(outage, Some((_, Some(_)))) && t.duration_since(start) > Duration::from_secs(2)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));

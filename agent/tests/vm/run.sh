@@ -75,7 +75,7 @@ timeout "${HACTL_VM_TIMEOUT:-600}" qemu-system-x86_64 \
     -nodefaults -no-user-config -display none -serial stdio -nic none -no-reboot \
     -kernel "$cache/vmlinux" -initrd "$work/initrd" \
     -append 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init mitigations=off cryptomgr.notests' \
-    < /dev/null | tr -d '\r' | tee "$log" | grep -v '^HACTL_VM_EXIT='
+    < /dev/null | sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^HACTL_VM_EXIT=\|reboot: Power down'
 qemu=${PIPESTATUS[0]}
 set -e
 status=$(sed -n 's/^HACTL_VM_EXIT=\([0-9]*\)$/\1/p' "$log" | tail -n1)
