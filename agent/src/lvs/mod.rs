@@ -14,7 +14,7 @@
 //! retries, [`pool`] decides which real servers are in the table,
 //! [`reconcile`] turns wanted-versus-kernel into IPVS operations,
 //! [`ledger`] remembers the services this agent created and [`probe`]
-//! runs the checks. [`runner`] is the loop that ties them together. It
+//! runs the checks ([`tls`] for SSL_GET). [`runner`] is the loop that ties them together. It
 //! runs on its own OS thread with its own runtime, so neither a slow check
 //! nor a netlink call ever delays a VRRP advert.
 
@@ -25,5 +25,6 @@ pub mod pool;
 pub mod probe;
 pub mod reconcile;
 pub mod runner;
+pub mod tls;
 
 pub use runner::{LvsError, LvsHandle, spawn};

@@ -58,6 +58,10 @@ fn main() {
             "traffic_failover_keeps_serving",
             traffic::failover_keeps_serving,
         ),
+        (
+            "traffic_ssl_get_checks_over_tls",
+            traffic::ssl_get_checks_over_tls,
+        ),
     ];
     let benches: &[harness::Test] = &[
         ("bench_checker_reaction", bench::checker_reaction),

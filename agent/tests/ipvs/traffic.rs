@@ -433,3 +433,57 @@ pub fn failover_keeps_serving() {
     drop(master);
     drop(backup);
 }
+
+/// SSL_GET: the same checks over TLS (openssl s_server on rs1, a
+/// self-signed certificate, which SSL_GET accepts as keepalived does);
+/// rs2 speaks no TLS and stays out.
+pub fn ssl_get_checks_over_tls() {
+    let lab = Lab::new();
+    let rs1 = lab.host(RS[0]);
+    let dir = Scratch::new("tls");
+    std::fs::write(dir.0.join("index.html"), format!("{}\n", name(RS[0]))).expect("page");
+    let (key, cert) = (dir.file("k.pem"), dir.file("c.pem"));
+    rs1.run(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=rs1",
+        "-days",
+        "1",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+    ]);
+    let server = rs1.spawn(&[
+        "sh",
+        "-c",
+        &format!(
+            "cd {} && exec openssl s_server -quiet -accept 443 -cert {cert} -key {key} -WWW",
+            dir.0.display()
+        ),
+    ]);
+    let checker = |i: usize| {
+        format!(
+            "    SSL_GET {{\n      url {{\n        path /index.html\n        digest {}\n      }}\n      connect_port 443\n      connect_timeout 2\n      retry 0\n    }}\n",
+            digest(i)
+        )
+    };
+    let config = vrrp(150, "MASTER") + &virtual_server(&real_servers(&checker, &|_| String::new()));
+    let agent = Daemon::agent(lab.host(LB1), &config);
+    wait_until(DEADLINE, "only rs1 in the table", || {
+        has_destination(lab.host(LB1), RS[0], Some(1))
+            && !has_destination(lab.host(LB1), RS[1], None)
+            && !has_destination(lab.host(LB1), RS[2], None)
+    });
+    let status = agent.status();
+    let servers = &status["virtual_servers"][0]["real_servers"];
+    assert_eq!(servers[0]["last_check"], "SSL_GET: ok", "{status}");
+    drop(server);
+}

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Builds the cached half of the IPVS test VM (../../../../shared notes:
-# ipvs-in-a-vm.md): a Debian kernel as an uncompressed vmlinux and a base
-# initramfs (newc cpio, uncompressed, so a per-run payload cpio can be
-# appended) holding busybox, the ip_vs modules and their insmod order,
-# iproute2's ip, ipvsadm and keepalived with their shared libraries.
+# Builds the cached half of the IPVS test VM (the project's notes:
+# shared/notes/ipvs-in-a-vm.md): a Debian kernel as an uncompressed vmlinux
+# and a base initramfs (newc cpio, uncompressed, so a per-run payload cpio
+# can be appended) holding busybox, the ip_vs modules and their insmod
+# order, iproute2's ip, ipvsadm, keepalived and openssl (the SSL_GET test's
+# server) with their shared libraries.
 #
 # Usage: prepare.sh CACHE_DIR. Prints nothing on a warm cache. Needs
-# apt-get (download only), dpkg-deb, depmod/modprobe (kmod), cpio, python3
-# and busybox-static; scripts/test installs them.
+# apt-get (download only), dpkg-deb, depmod/modprobe (kmod), cpio, python3,
+# busybox-static, keepalived, ipvsadm and openssl; scripts/test installs them.
 set -euo pipefail
 cache=${1:?usage: prepare.sh CACHE_DIR}
 mkdir -p "$cache"
@@ -101,9 +102,12 @@ copy_with_libs() {
         cp -L "$lib" "$root$lib"
     done
 }
-for bin in /usr/sbin/ip /usr/sbin/ipvsadm /usr/sbin/keepalived; do
+for bin in /usr/sbin/ip /usr/sbin/ipvsadm /usr/sbin/keepalived /usr/bin/openssl; do
     copy_with_libs "$bin"
 done
+# openssl reads its config at start.
+mkdir -p "$root/usr/lib/ssl"
+cp -L /usr/lib/ssl/openssl.cnf "$root/usr/lib/ssl/openssl.cnf"
 # The dynamic loader at the path the ELF interpreter names.
 mkdir -p "$root/lib64"
 cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"
