@@ -188,7 +188,20 @@ impl Lvs {
         status: watch::Sender<Vec<VirtualServerStatus>>,
         log: fn(&str),
     ) -> Result<Lvs, LvsError> {
-        let mut ipvs = Ipvs::open()?;
+        let mut ipvs = match Ipvs::open() {
+            // keepalived loads the module itself when the family is absent.
+            Err(IpvsError::NoFamily) => {
+                let loaded = std::process::Command::new("modprobe")
+                    .arg("ip_vs")
+                    .stdin(std::process::Stdio::null())
+                    .status();
+                if !loaded.is_ok_and(|s| s.success()) {
+                    log("ipvs: modprobe ip_vs failed");
+                }
+                Ipvs::open()?
+            }
+            other => other?,
+        };
         let info = ipvs.info()?;
         log(&format!("ipvs: kernel IPVS {info}"));
         let ledger = ServiceLedger::open(state_dir)?;
