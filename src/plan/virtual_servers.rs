@@ -113,6 +113,15 @@ pub struct CheckerPlan {
 }
 
 impl VirtualServerPlan {
+    /// The name hactl-agent's status gives it (`10.0.0.50 80 TCP`,
+    /// `fwmark 7`).
+    pub fn agent_name(&self) -> String {
+        match self.fwmark {
+            Some(_) => self.target.clone(),
+            None => format!("{} {}", self.target, self.protocol),
+        }
+    }
+
     /// Whether NAT forwarding is used (the LB then routes the replies:
     /// `net.ipv4.ip_forward` must be on).
     pub fn is_nat(&self) -> bool {
