@@ -46,10 +46,20 @@ impl Lab {
             let host = lab.segment.host(index);
             // LVS-DR: the VIP on lo, never answered for on the wire.
             host.run(&["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"]);
-            for scope in ["all", "eth0"] {
-                host.sysctl(&format!("net.ipv4.conf.{scope}.arp_ignore"), "1");
-                host.sysctl(&format!("net.ipv4.conf.{scope}.arp_announce"), "2");
-            }
+            // From a thread inside the namespace: /proc/sys/net is the
+            // namespace of the task that opens it, and no process is
+            // spawned (each costs under TCG).
+            host.in_netns(|| {
+                for scope in ["all", "eth0"] {
+                    for (key, value) in [("arp_ignore", "1"), ("arp_announce", "2")] {
+                        let path = format!("/proc/sys/net/ipv4/conf/{scope}/{key}");
+                        std::fs::write(&path, value)
+                            .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+                        let read = std::fs::read_to_string(&path).unwrap_or_default();
+                        assert_eq!(read.trim(), value, "{path}");
+                    }
+                }
+            });
             let root = lab.roots.0.join(format!("h{index}"));
             std::fs::create_dir_all(&root).expect("web root");
             std::fs::write(root.join("index.html"), format!("{}\n", name(index))).expect("page");
