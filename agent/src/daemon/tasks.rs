@@ -139,24 +139,11 @@ fn script_user(config: &Config) -> Result<Option<RunAs>, DaemonError> {
     let Some(su) = &config.global_defs.script_user else {
         return Ok(None);
     };
-    let unknown = || DaemonError::ScriptUser {
-        user: su.user.clone(),
-    };
-    let user = nix::unistd::User::from_name(&su.user)
-        .ok()
-        .flatten()
-        .ok_or_else(unknown)?;
-    let gid = match &su.group {
-        Some(g) => nix::unistd::Group::from_name(g)
-            .ok()
-            .flatten()
-            .map_or(user.gid.as_raw(), |g| g.gid.as_raw()),
-        None => user.gid.as_raw(),
-    };
-    Ok(Some(RunAs {
-        uid: user.uid.as_raw(),
-        gid,
-    }))
+    RunAs::of(su)
+        .map(Some)
+        .ok_or_else(|| DaemonError::ScriptUser {
+            user: su.user.clone(),
+        })
 }
 
 async fn build(

@@ -166,6 +166,8 @@ struct Lvs {
     ipvs: Ipvs,
     ledger: ServiceLedger,
     run_as: Option<RunAs>,
+    /// enable_script_security: MISC_CHECK programs must be safe.
+    secure: bool,
     notify: NotifySender,
     status: watch::Sender<Vec<VirtualServerStatus>>,
     log: fn(&str),
@@ -210,6 +212,7 @@ impl Lvs {
             ipvs,
             ledger,
             run_as,
+            secure: false,
             notify,
             status,
             log,
@@ -260,6 +263,7 @@ impl Lvs {
     /// Runs `config`: new pools (keeping the state of unchanged real
     /// servers), new checkers, then the table brought in line.
     fn load(&mut self, config: &Config, first: bool) {
+        self.secure = config.global_defs.enable_script_security;
         let plans = plan::plan(config);
         let old: Vec<&VsPlan> = self.pools.iter().map(Pool::plan).collect();
         if !first && plans.iter().collect::<Vec<_>>() == old {
@@ -306,16 +310,47 @@ impl Lvs {
         self.publish();
     }
 
+    /// Who a MISC_CHECK runs as (its `user`, else `script_user`), or why
+    /// it may not run at all: an unknown user, or a program that
+    /// enable_script_security refuses (keepalived disables such a
+    /// checker; here it fails, so its server is out, and says why).
+    fn misc_identity(&self, probe: &plan::Probe) -> Result<Option<RunAs>, String> {
+        let plan::Probe::Misc { command, user, .. } = probe else {
+            return Ok(self.run_as);
+        };
+        if self.secure
+            && let Some(program) = split_command(command).first()
+            && let Some(why) = crate::track::insecure_reason(Path::new(program))
+        {
+            return Err(format!("refused by enable_script_security: {why}"));
+        }
+        match user {
+            None => Ok(self.run_as),
+            Some(u) => RunAs::of(u)
+                .map(Some)
+                .ok_or_else(|| format!("user {} does not exist", u.user)),
+        }
+    }
+
     fn start_checkers(&mut self, vs: usize) {
         let pool = &self.pools[vs];
         for (rs, plan) in pool.plan().real_servers.iter().enumerate() {
             let state = &pool.servers()[rs];
             for (checker, c) in plan.checkers.iter().enumerate() {
                 let up = state.checkers_up.get(checker).copied().unwrap_or(true);
+                let identity = self.misc_identity(&c.probe);
+                if let Err(why) = &identity {
+                    let d = &plan.destination;
+                    (self.log)(&format!(
+                        "ipvs: {}: real server {}: MISC_CHECK {why}",
+                        pool.plan().name,
+                        endpoint(d.address, d.port)
+                    ));
+                }
                 let task = checker_task(
                     c.clone(),
                     CheckerState::new(c, up),
-                    self.run_as,
+                    identity,
                     CheckerId {
                         generation: self.generation,
                         vs,
@@ -637,7 +672,7 @@ fn vs_status(pool: &Pool, transitions: Option<u64>) -> VirtualServerStatus {
 async fn checker_task(
     plan: plan::CheckerPlan,
     mut state: CheckerState,
-    run_as: Option<RunAs>,
+    identity: Result<Option<RunAs>, String>,
     id: CheckerId,
     reports: mpsc::Sender<Report>,
 ) {
@@ -652,7 +687,10 @@ async fn checker_task(
         tokio::time::sleep(Duration::from_millis(jitter.into())).await;
     }
     loop {
-        let outcome = probe::run(&plan.probe, run_as).await;
+        let outcome = match &identity {
+            Ok(run_as) => probe::run(&plan.probe, *run_as).await,
+            Err(why) => Outcome::Fail(why.clone()),
+        };
         let (verdict, next) = state.record(&outcome);
         let report = Report {
             id,

@@ -39,6 +39,10 @@ fn main() {
             ownership::cleanup_after_a_crash,
         ),
         (
+            "ownership_misc_check_user_and_script_security",
+            ownership::misc_check_user_and_script_security,
+        ),
+        (
             "traffic_checker_removes_and_restores",
             traffic::checker_removes_and_restores,
         ),

@@ -144,3 +144,61 @@ pub fn cleanup_after_a_crash() {
     assert!(out.contains("removed 2 IPVS service(s)"), "{out}");
     assert_eq!(table(host), ["TCP 10.9.9.9:80 sh"]);
 }
+
+/// MISC_CHECK runs as its `user`, and enable_script_security refuses a
+/// program others may write (its server stays out, the log says why).
+pub fn misc_check_user_and_script_security() {
+    use std::os::unix::fs::PermissionsExt;
+    let segment = Segment::new(1);
+    let host = segment.host(0);
+    let dir = crate::lab::Scratch::new("misc");
+    let write = |name: &str, body: &str, mode: u32| {
+        let path = dir.0.join(name);
+        std::fs::write(&path, body).expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("mode");
+        path.to_string_lossy().into_owned()
+    };
+    let uid_file = dir.file("uid");
+    let who = write(
+        "who.sh",
+        &format!("#!/bin/sh\nid -u > {uid_file}\nexit 0\n"),
+        0o755,
+    );
+    // The uid file must be writable by nobody.
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o1777)).expect("mode");
+    let open = write("open.sh", "#!/bin/sh\nexit 0\n", 0o777);
+    let text = format!(
+        "global_defs {{\n  script_user root\n  enable_script_security\n}}\n{HEADER}virtual_server 10.9.0.1 80 {{
+  delay_loop 1
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  real_server 10.9.1.1 80 {{
+    MISC_CHECK {{
+      misc_path {who}
+      user nobody
+    }}
+  }}
+  real_server 10.9.1.2 80 {{
+    MISC_CHECK {{
+      misc_path {open}
+    }}
+  }}
+}}
+"
+    );
+    let agent = Daemon::agent(host, &text);
+    wait_until(DEADLINE, "only 10.9.1.1 in the table", || {
+        table(host) == ["TCP 10.9.0.1:80 rr", "  -> 10.9.1.1:80 Masq 1"]
+    });
+    wait_until(DEADLINE, "the check to write its uid", || {
+        std::fs::read_to_string(&uid_file).is_ok_and(|t| !t.trim().is_empty())
+    });
+    let uid = std::fs::read_to_string(&uid_file).unwrap_or_default();
+    assert_eq!(uid.trim(), "65534", "MISC_CHECK ran as nobody");
+    assert!(
+        agent.log().contains("refused by enable_script_security"),
+        "{}",
+        agent.log()
+    );
+}
