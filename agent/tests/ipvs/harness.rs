@@ -27,9 +27,6 @@ pub fn main(tests: &[Test], ignored: &[Test]) -> ! {
         }
         std::process::exit(0);
     }
-    if std::env::var_os("HACTL_IN_VM").is_none() {
-        std::process::exit(boot(&args, tests.len() + ignored.len()));
-    }
     let only_ignored = args.iter().any(|a| a == "--ignored");
     let with_ignored = only_ignored || args.iter().any(|a| a == "--include-ignored");
     let mut all: Vec<Test> = Vec::new();
@@ -41,21 +38,45 @@ pub fn main(tests: &[Test], ignored: &[Test]) -> ! {
     }
     let skipped = if with_ignored { 0 } else { ignored.len() };
     let tests = all.as_slice();
-    let filters: Vec<&str> = args
-        .iter()
-        .filter(|a| !a.starts_with('-'))
-        .map(String::as_str)
-        .collect();
+    // libtest's options that take a value: the value is not a filter.
+    const WITH_VALUE: &[&str] = &[
+        "--test-threads",
+        "--skip",
+        "--format",
+        "--color",
+        "--logfile",
+        "-Z",
+    ];
+    let mut filters: Vec<&str> = Vec::new();
+    let mut skips: Vec<&str> = Vec::new();
+    let mut words = args.iter().map(String::as_str).peekable();
+    while let Some(word) = words.next() {
+        if word == "--skip" {
+            skips.extend(words.next());
+        } else if WITH_VALUE.contains(&word) {
+            words.next();
+        } else if !word.starts_with('-') {
+            filters.push(word);
+        }
+    }
     let exact = args.iter().any(|a| a == "--exact");
+    let matches = |name: &str, f: &str| if exact { name == f } else { name.contains(f) };
     let selected: Vec<&Test> = tests
         .iter()
-        .filter(|(name, _)| {
-            filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| if exact { name == f } else { name.contains(f) })
-        })
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|f| matches(name, f)))
         .collect();
+    if selected.is_empty() {
+        // Nothing to run: no need to boot.
+        println!(
+            "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; {skipped} ignored; 0 measured; {} filtered out; finished in 0.00s\n",
+            tests.len()
+        );
+        std::process::exit(0);
+    }
+    if std::env::var_os("HACTL_IN_VM").is_none() {
+        std::process::exit(boot(&args, selected.len()));
+    }
     let started = Instant::now();
     println!("\nrunning {} tests (inside the IPVS VM)", selected.len());
     let mut failed = Vec::new();
