@@ -18,7 +18,10 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::plan::secret::REDACTED;
-use crate::plan::{Backend, CheckPlan, ClusterPlan, HostPlan, PairPlan, State, Vip, format_centis};
+use crate::plan::{
+    Backend, CheckPlan, ClusterPlan, HostPlan, PairPlan, State, Vip, VirtualServerPlan,
+    format_centis,
+};
 use crate::remote_layout as layout;
 
 /// The built-in templates, by file name.
@@ -213,6 +216,7 @@ struct Context<'a> {
     pair: PairView<'a>,
     checks: &'a [CheckPlan],
     instances: Vec<InstanceView<'a>>,
+    virtual_servers: &'a [VirtualServerPlan],
     auth_pass: Option<&'a str>,
 }
 
@@ -265,6 +269,7 @@ fn context<'a>(pair: &'a PairPlan, host: &'a HostPlan, secrets: Secrets) -> Cont
         },
         checks: &pair.checks,
         instances,
+        virtual_servers: &pair.virtual_servers,
         auth_pass: pair.auth_pass.as_ref().map(|s| match secrets {
             Secrets::Reveal => s.expose(),
             Secrets::Redact => REDACTED,

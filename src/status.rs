@@ -48,9 +48,28 @@ impl InstanceReport {
     }
 }
 
+/// One host's view of one virtual server (its agent's status).
+#[derive(Debug, Clone, Serialize)]
+pub struct HostVirtualServer {
+    pub host: String,
+    /// `None`: the agent did not answer, or runs no such virtual server.
+    pub seen: Option<hactl_agent::status::VirtualServerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VirtualServerReport {
+    pub pair: String,
+    /// As hactl-agent names it: `10.0.0.50 80 TCP`, `fwmark 7`.
+    pub virtual_server: String,
+    pub hosts: Vec<HostVirtualServer>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
     pub instances: Vec<InstanceReport>,
+    /// `hactl_virtual_servers`, per host (absent without any).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub virtual_servers: Vec<VirtualServerReport>,
 }
 
 impl StatusReport {
@@ -94,6 +113,68 @@ impl StatusReport {
                         _ => format!("{} (planned)", h.planned_priority),
                     },
                     h.seen.holds.join(" "),
+                ]);
+            }
+        }
+        if self.virtual_servers.is_empty() {
+            return format!("{table}\n");
+        }
+        format!("{table}\n{}\n", self.virtual_server_table())
+    }
+
+    /// One row per virtual server and host: quorum, live real servers, the
+    /// ones out.
+    fn virtual_server_table(&self) -> String {
+        let mut table = plain_table(vec![
+            "pair",
+            "virtual server",
+            "host",
+            "quorum",
+            "real servers up",
+            "down",
+        ]);
+        for vs in &self.virtual_servers {
+            for h in &vs.hosts {
+                let (quorum, up, down) = match &h.seen {
+                    None => (
+                        "-".to_string(),
+                        "no agent answer".to_string(),
+                        String::new(),
+                    ),
+                    Some(s) => {
+                        let live = s.real_servers.iter().filter(|r| r.up).count();
+                        let down: Vec<String> = s
+                            .real_servers
+                            .iter()
+                            .filter(|r| !r.up)
+                            .map(|r| format!("{}:{}", r.address, r.port))
+                            .collect();
+                        let quorum = format!(
+                            "{}/{}{}",
+                            s.alive_weight,
+                            s.quorum,
+                            if s.sorry_server_active {
+                                " (sorry server)"
+                            } else if s.quorum_up {
+                                ""
+                            } else {
+                                " (lost)"
+                            }
+                        );
+                        (
+                            quorum,
+                            format!("{live}/{}", s.real_servers.len()),
+                            down.join(" "),
+                        )
+                    }
+                };
+                table.add_row(vec![
+                    vs.pair.clone(),
+                    vs.virtual_server.clone(),
+                    h.host.clone(),
+                    quorum,
+                    up,
+                    down,
                 ]);
             }
         }
@@ -147,7 +228,33 @@ pub fn report(plan: &ClusterPlan, seen: &Observation) -> StatusReport {
             });
         }
     }
-    StatusReport { instances }
+    let mut virtual_servers = Vec::new();
+    for pair in &plan.pairs {
+        for vs in &pair.virtual_servers {
+            let name = vs.agent_name();
+            let hosts = pair
+                .hosts
+                .iter()
+                .filter(|h| seen.hosts.contains_key(&h.name))
+                .map(|h| HostVirtualServer {
+                    host: h.name.clone(),
+                    seen: seen
+                        .facts(&h.name)
+                        .and_then(|f| f.agent_virtual_server(&name))
+                        .cloned(),
+                })
+                .collect();
+            virtual_servers.push(VirtualServerReport {
+                pair: pair.name.clone(),
+                virtual_server: name,
+                hosts,
+            });
+        }
+    }
+    StatusReport {
+        instances,
+        virtual_servers,
+    }
 }
 
 #[cfg(test)]
@@ -183,7 +290,51 @@ mod tests {
                     line("lb02", State::Backup, None, &[]),
                 ],
             }],
+            virtual_servers: Vec::new(),
         };
         golden("status_table.txt", &report.table());
+    }
+
+    /// Issue 11: the virtual servers below the instances.
+    #[test]
+    fn status_table_shows_virtual_servers() {
+        use hactl_agent::status::{RealServerStatus, VirtualServerStatus};
+        let rs = |last: u8, up: bool| RealServerStatus {
+            address: std::net::IpAddr::from([10, 0, 10, last]),
+            port: 80,
+            up,
+            weight: up.then_some(1),
+            last_check: None,
+            last_check_time: None,
+            transitions: 0,
+        };
+        let seen = VirtualServerStatus {
+            name: "10.0.10.100 80 TCP".into(),
+            services: vec!["TCP 10.0.10.100:80".into()],
+            quorum: 1,
+            quorum_up: true,
+            alive_weight: 1,
+            sorry_server_active: false,
+            real_servers: vec![rs(11, true), rs(12, false)],
+            transitions: 1,
+        };
+        let report = StatusReport {
+            instances: Vec::new(),
+            virtual_servers: vec![VirtualServerReport {
+                pair: "lvs_pair".into(),
+                virtual_server: "10.0.10.100 80 TCP".into(),
+                hosts: vec![
+                    HostVirtualServer {
+                        host: "lvs01".into(),
+                        seen: Some(seen),
+                    },
+                    HostVirtualServer {
+                        host: "lvs02".into(),
+                        seen: None,
+                    },
+                ],
+            }],
+        };
+        golden("status_virtual_servers.txt", &report.table());
     }
 }

@@ -98,6 +98,29 @@ fn lab_configs_match_golden_files_and_are_stable() {
     }
 }
 
+/// Issue 11: `hactl_virtual_servers` rendered as virtual_server blocks.
+#[test]
+fn lvs_example_renders_its_virtual_servers() {
+    let inv = root().join("inventories/lvs.yaml");
+    let text = String::from_utf8(
+        hactl(&[
+            "-i",
+            inv.to_str().unwrap(),
+            "render",
+            "--host",
+            "lvs01",
+            "--file",
+            "keepalived.conf",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    golden(
+        &root().join("tests/golden/lvs/lvs01.keepalived.conf"),
+        &text,
+    );
+}
+
 #[test]
 fn secrets_are_redacted_on_stdout_and_written_in_full_with_mode_0600() {
     let inv = lab();
@@ -236,9 +259,21 @@ fn keepalived_accepts_every_rendered_lab_config() {
     let inv = dir.join("lab.yaml");
     std::fs::write(&inv, text).unwrap();
     let v3 = root().join("tests/corpus/render/v3.yaml");
-    let cases: [(&Path, &[&str], &[&str]); 2] = [
+    // Issue 11: the LVS example's virtual servers, as root too.
+    let lvs = dir.join("lvs.yaml");
+    let text = std::fs::read_to_string(root().join("inventories/lvs.yaml")).unwrap();
+    std::fs::write(
+        &lvs,
+        text.replace(
+            "            hactl_interface: eth0\n",
+            "            hactl_interface: eth0\n            hactl_script_user: root\n",
+        ),
+    )
+    .unwrap();
+    let cases: [(&Path, &[&str], &[&str]); 3] = [
         (&inv, &LAB_HOSTS, &["eth0"]),
         (&v3, &["t1", "t2", "t3"], &["bond0.120"]),
+        (&lvs, &["lvs01", "lvs02"], &["eth0"]),
     ];
     for (inv, hosts, interfaces) in cases {
         let ns = Netns::new(interfaces);

@@ -148,24 +148,15 @@ pub fn summary(path: &Path, c: &Config) -> String {
     for v in &c.virtual_servers {
         let _ = writeln!(
             out,
-            "virtual_server {} {}: {} {} {}, {}",
-            v.address,
-            v.port,
+            "virtual_server {}: {} {} {}, {}",
+            v.target,
             v.protocol,
             v.lb_algo,
             v.lb_kind,
             count(v.real_servers.len(), "real_server")
         );
         for r in &v.real_servers {
-            let checks: Vec<&str> = r
-                .checks
-                .iter()
-                .map(|c| match c {
-                    HealthCheck::Tcp(_) => "TCP_CHECK",
-                    HealthCheck::Http { .. } => "HTTP_GET",
-                    HealthCheck::Misc { .. } => "MISC_CHECK",
-                })
-                .collect();
+            let checks: Vec<&str> = r.checks.iter().map(HealthCheck::kind).collect();
             let checks = if checks.is_empty() {
                 "no checker".to_string()
             } else {

@@ -12,6 +12,8 @@ pub mod daemon;
 pub mod glue;
 pub mod gratuitous;
 pub mod instance;
+pub mod ipvs;
+pub mod lvs;
 pub mod netlink;
 pub mod network;
 pub mod notify;

@@ -42,8 +42,8 @@ enum Command {
     Run(RunArgs),
     /// Print the status of the running agent.
     Status(StatusArgs),
-    /// Remove the VIPs a killed agent left behind (recorded in the state
-    /// directory).
+    /// Remove the VIPs and IPVS services a killed agent left behind
+    /// (recorded in the state directory).
     Cleanup(CleanupArgs),
     /// Become master now (a planned switchover): advertise a priority above
     /// the master's, which steps down when it hears it.
@@ -238,8 +238,12 @@ fn run_status(args: &StatusArgs) -> ExitCode {
 
 fn run_cleanup(args: &CleanupArgs) -> ExitCode {
     match daemon::cleanup(&args.state_dir) {
-        Ok(n) => {
-            let _ = writeln!(std::io::stdout(), "removed {n} address(es)");
+        Ok(cleaned) => {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "removed {} address(es)", cleaned.addresses);
+            if cleaned.services > 0 {
+                let _ = writeln!(out, "removed {} IPVS service(s)", cleaned.services);
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -27,6 +27,25 @@ pub struct RunAs {
     pub gid: u32,
 }
 
+impl RunAs {
+    /// The uid and gid of `user` (and its `group`, else the user's own),
+    /// `None` when the host has no such user.
+    pub fn of(user: &crate::config::ScriptUser) -> Option<RunAs> {
+        let found = nix::unistd::User::from_name(&user.user).ok().flatten()?;
+        let gid = match &user.group {
+            Some(g) => nix::unistd::Group::from_name(g)
+                .ok()
+                .flatten()
+                .map_or(found.gid.as_raw(), |g| g.gid.as_raw()),
+            None => found.gid.as_raw(),
+        };
+        Some(RunAs {
+            uid: found.uid.as_raw(),
+            gid,
+        })
+    }
+}
+
 /// One script to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotifyJob {

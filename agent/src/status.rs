@@ -42,6 +42,43 @@ pub struct Status {
     /// Drops that could not be tied to an instance (no VRID of ours), per
     /// receiving socket.
     pub sockets: Vec<SocketStatus>,
+    /// The IPVS half: every virtual_server and its real servers. Absent in
+    /// the answers of agents older than issue 11.
+    #[serde(default)]
+    pub virtual_servers: Vec<VirtualServerStatus>,
+}
+
+/// One `virtual_server` and the services it programs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualServerStatus {
+    /// As the config names it: `10.0.0.50 80 TCP`, `fwmark 7`, `group web`.
+    pub name: String,
+    /// The IPVS services, as ipvsadm names them (`TCP 10.0.0.50:80`).
+    pub services: Vec<String>,
+    pub quorum: u32,
+    pub quorum_up: bool,
+    /// Total weight of the live real servers.
+    pub alive_weight: u64,
+    /// Whether the sorry server takes the traffic now.
+    pub sorry_server_active: bool,
+    pub real_servers: Vec<RealServerStatus>,
+    /// Real server up/down changes since the agent started.
+    pub transitions: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RealServerStatus {
+    pub address: IpAddr,
+    pub port: u16,
+    /// Every checker passes.
+    pub up: bool,
+    /// The weight in the kernel's table now; `None` when not in it.
+    pub weight: Option<u32>,
+    /// `ok`, or why the last check failed.
+    pub last_check: Option<String>,
+    /// RFC 3339 time of the last check.
+    pub last_check_time: Option<String>,
+    pub transitions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -412,11 +449,75 @@ pub fn table(status: &Status) -> String {
             drops.to_string(),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
+    let mut out = aligned(&rows);
+    let _ = writeln!(out, "(* = VIP present on the interface)");
+    if !status.virtual_servers.is_empty() {
+        out.push('\n');
+        out.push_str(&virtual_server_table(&status.virtual_servers));
+    }
+    out
+}
+
+/// The virtual servers part of `hactl-agent status`: one row per real
+/// server.
+pub fn virtual_server_table(servers: &[VirtualServerStatus]) -> String {
+    let header = [
+        "VIRTUAL_SERVER",
+        "QUORUM",
+        "REAL_SERVER",
+        "STATE",
+        "WEIGHT",
+        "LAST_CHECK",
+        "CHANGES",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| (*s).to_owned()).collect()];
+    for v in servers {
+        let quorum = format!(
+            "{}/{}{}",
+            v.alive_weight,
+            v.quorum,
+            if v.sorry_server_active {
+                " sorry"
+            } else if v.quorum_up {
+                ""
+            } else {
+                " lost"
+            }
+        );
+        for (n, r) in v.real_servers.iter().enumerate() {
+            let endpoint = match r.address {
+                IpAddr::V6(a) => format!("[{a}]:{}", r.port),
+                a => format!("{a}:{}", r.port),
+            };
+            rows.push(vec![
+                if n == 0 {
+                    v.name.clone()
+                } else {
+                    String::new()
+                },
+                if n == 0 {
+                    quorum.clone()
+                } else {
+                    String::new()
+                },
+                endpoint,
+                if r.up { "UP" } else { "DOWN" }.to_owned(),
+                r.weight.map_or_else(|| "-".to_owned(), |w| w.to_string()),
+                r.last_check.clone().unwrap_or_else(|| "-".to_owned()),
+                r.transitions.to_string(),
+            ]);
+        }
+    }
+    aligned(&rows)
+}
+
+fn aligned(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for row in &rows {
+    for row in rows {
         let line: Vec<String> = row
             .iter()
             .zip(&widths)
@@ -424,7 +525,6 @@ pub fn table(status: &Status) -> String {
             .collect();
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
-    let _ = writeln!(out, "(* = VIP present on the interface)");
     out
 }
 
@@ -468,6 +568,7 @@ mod tests {
                 instance("web_backup", "BACKUP", false),
             ],
             sockets: Vec::new(),
+            virtual_servers: Vec::new(),
         }
     }
 
@@ -480,6 +581,51 @@ web_backup  51    eth0   v3   BACKUP  150   120  10.0.0.2  10.0.0.50/24   7     
 (* = VIP present on the interface)
 ";
         assert_eq!(table(&sample()), expected);
+    }
+
+    #[test]
+    fn virtual_servers_table_one_row_per_real_server() {
+        let rs = |last: u8, up: bool, weight: Option<u32>, check: &str| RealServerStatus {
+            address: IpAddr::from([10, 0, 1, last]),
+            port: 80,
+            up,
+            weight,
+            last_check: Some(check.to_owned()),
+            last_check_time: None,
+            transitions: u64::from(!up),
+        };
+        let vs = VirtualServerStatus {
+            name: "10.0.0.50 80 TCP".to_owned(),
+            services: vec!["TCP 10.0.0.50:80".to_owned()],
+            quorum: 1,
+            quorum_up: true,
+            alive_weight: 2,
+            sorry_server_active: false,
+            real_servers: vec![
+                rs(1, true, Some(2), "ok"),
+                rs(2, false, None, "connect 10.0.1.2:80: refused"),
+            ],
+            transitions: 1,
+        };
+        let expected = "\
+VIRTUAL_SERVER    QUORUM  REAL_SERVER  STATE  WEIGHT  LAST_CHECK                    CHANGES
+10.0.0.50 80 TCP  2/1     10.0.1.1:80  UP     2       ok                            0
+                          10.0.1.2:80  DOWN   -       connect 10.0.1.2:80: refused  1
+";
+        assert_eq!(virtual_server_table(std::slice::from_ref(&vs)), expected);
+        let mut status = sample();
+        status.virtual_servers = vec![vs];
+        let text = serde_json::to_string(&status).expect("json");
+        assert!(
+            text.contains("\"virtual_servers\":[{\"name\":\"10.0.0.50 80 TCP\""),
+            "{text}"
+        );
+        let back: Status = serde_json::from_str(&text).expect("parse");
+        assert_eq!(back, status);
+        // An older agent's answer has no virtual_servers.
+        let old = text.replace(",\"virtual_servers\":[", ",\"x\":[");
+        let old: Status = serde_json::from_str(&old).expect("old answer");
+        assert!(old.virtual_servers.is_empty());
     }
 
     #[test]

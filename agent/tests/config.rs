@@ -656,3 +656,61 @@ fn truncated_configs_fail_cleanly() {
         }
     }
 }
+
+/// Issue 11: the fwmark and group forms, quorum and checker keywords reach
+/// the model with keepalived's meaning.
+#[test]
+fn ipvs_forms_reach_the_model() {
+    let fwmark = config::load(&corpus("valid/vs-fwmark.conf")).expect("valid");
+    let vs = &fwmark.config.virtual_servers[0];
+    assert_eq!(vs.target, config::VsTarget::Fwmark { mark: 7 });
+    assert_eq!(vs.persistence_granularity, Some(24));
+    assert_eq!(
+        vs.real_servers[0].port, 0,
+        "a fwmark service forwards every port"
+    );
+    assert_eq!(
+        fwmark.config.virtual_servers[1].ip_family,
+        Some(config::Family::Ipv6)
+    );
+
+    let group = config::load(&corpus("valid/vs-group.conf")).expect("valid");
+    let members = &group.config.virtual_server_groups[0].members;
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+    assert_eq!(
+        members,
+        &[
+            config::GroupMember::Inet {
+                first: ip("10.0.0.50"),
+                last: ip("10.0.0.50"),
+                port: 80
+            },
+            config::GroupMember::Inet {
+                first: ip("10.0.0.60"),
+                last: ip("10.0.0.62"),
+                port: 8080
+            },
+            config::GroupMember::Fwmark { mark: 3 },
+        ]
+    );
+
+    let quorum = config::load(&corpus("valid/vs-quorum.conf")).expect("valid");
+    let vs = &quorum.config.virtual_servers[0];
+    assert_eq!((vs.quorum, vs.hysteresis), (3, 1));
+    assert!(vs.alpha && vs.omega && vs.ops && vs.sorry_server_inhibit);
+    assert_eq!(vs.quorum_down.as_deref(), Some("/bin/true down"));
+
+    let misc = config::load(&corpus("valid/vs-misc-dynamic.conf")).expect("valid");
+    let rs = &misc.config.virtual_servers[0].real_servers[0];
+    assert_eq!(rs.lb_kind, Some(config::LbKind::Nat));
+    assert_eq!((rs.uthreshold, rs.lthreshold), (Some(100), Some(10)));
+    let config::HealthCheck::Misc { misc_dynamic, .. } = &rs.checks[0] else {
+        panic!("expected MISC_CHECK");
+    };
+    assert!(misc_dynamic);
+
+    let ssl = config::load(&corpus("valid/vs-ssl-get.conf")).expect("valid");
+    let check = &ssl.config.virtual_servers[0].real_servers[0].checks[0];
+    assert_eq!(check.kind(), "SSL_GET");
+    assert_eq!(check.common().bind_port, Some(4000));
+}

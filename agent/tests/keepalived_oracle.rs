@@ -35,6 +35,17 @@ const DIFFERENCES: &[(&str, &str)] = &[
         "keepalived silently ignores extra arguments after a keyword (`interface eth0 eth1`); \
          we reject them, since a dropped word is usually a mistake",
     ),
+    (
+        "invalid/vs-group-unknown.conf",
+        "keepalived 2.2.7 accepts `virtual_server group NAME` for a group that is not \
+         defined and programs nothing for it; we reject the file naming the line, with a \
+         did-you-mean",
+    ),
+    (
+        "invalid/vs-granularity.conf",
+        "keepalived 2.2.7 takes any dotted value as persistence_granularity; we take a \
+         netmask without holes (a prefix), the granularity ipvsadm(8) documents",
+    ),
 ];
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::judge::{
     AgentInstance, AgentState, ConfigState, HostFacts, HostObservation, Observations,
+    VirtualServerSeen,
 };
 use super::running::parse_running;
 use crate::facts::{AgentAnswer, ParseError};
@@ -122,11 +123,36 @@ fn host_facts(facts: &observe::HostFacts, backend: Backend) -> HostFacts {
         Some(Ok(Some(text))) => parse_ledger(text).unwrap_or_default(),
         _ => Vec::new(),
     };
+    let virtual_servers = match (backend, &facts.agent) {
+        (Backend::Agent, Some(AgentAnswer::Up(status))) => status
+            .virtual_servers
+            .iter()
+            .map(|v| {
+                let mut table: Vec<String> = v
+                    .real_servers
+                    .iter()
+                    .filter_map(|r| Some(format!("{}:{}={}", r.address, r.port, r.weight?)))
+                    .collect();
+                table.sort();
+                let seen = VirtualServerSeen {
+                    real_servers: v.real_servers.len(),
+                    real_servers_up: v.real_servers.iter().filter(|r| r.up).count(),
+                    alive_weight: v.alive_weight,
+                    quorum: v.quorum,
+                    quorum_up: v.quorum_up,
+                    table,
+                };
+                (v.name.clone(), seen)
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
     HostFacts {
         addresses: facts.addresses().collect(),
         agent,
         config,
         ledger,
+        virtual_servers,
     }
 }
 

@@ -21,6 +21,15 @@
 //! | `collision` | two pairs on one segment share a VRID or a multicast group in their running configs | WARNING |
 //! | `stale_vip` | a host holds a VIP of another pair, or an address its agent's ledger recorded that no instance of its config or pair wants | WARNING |
 //!
+//! Per virtual server of `hactl_virtual_servers`, from the agents' status
+//! (stock keepalived reports none, so its pairs are not judged here):
+//!
+//! | kind | when | severity |
+//! |---|---|---|
+//! | `no_real_server` | an agent's virtual server has no real server up | CRITICAL |
+//! | `below_quorum` | its live weight is below its quorum (the sorry server, if any, serves) | WARNING |
+//! | `drift` | the IPVS table of the host holding the VIP (its destinations and weights) differs from a peer's, or an agent that answers runs no such virtual server | WARNING |
+//!
 //! The VIP holders are the hosts' interfaces (ground truth), never the
 //! agents' word; the masters are the agents' word. The overall status is
 //! the worst finding, ordered CRITICAL > WARNING > UNKNOWN > OK: a known
@@ -59,6 +68,20 @@ pub struct HostFacts {
     pub config: ConfigState,
     /// Addresses the agent's ledger says it added.
     pub ledger: Vec<IpAddr>,
+    /// The agent's virtual servers by name (`10.0.0.50 80 TCP`).
+    pub virtual_servers: BTreeMap<String, VirtualServerSeen>,
+}
+
+/// One virtual server as an agent runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VirtualServerSeen {
+    pub real_servers: usize,
+    pub real_servers_up: usize,
+    pub alive_weight: u64,
+    pub quorum: u32,
+    pub quorum_up: bool,
+    /// The destinations in its table, `ADDRESS:PORT=WEIGHT`, sorted.
+    pub table: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -151,10 +174,12 @@ pub enum Kind {
     Config,
     Collision,
     StaleVip,
+    NoRealServer,
+    BelowQuorum,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 11] = [
         Kind::SplitBrain,
         Kind::NoHolder,
         Kind::Unreachable,
@@ -164,6 +189,8 @@ impl Kind {
         Kind::Config,
         Kind::Collision,
         Kind::StaleVip,
+        Kind::NoRealServer,
+        Kind::BelowQuorum,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -177,6 +204,8 @@ impl Kind {
             Kind::Config => "config",
             Kind::Collision => "collision",
             Kind::StaleVip => "stale_vip",
+            Kind::NoRealServer => "no_real_server",
+            Kind::BelowQuorum => "below_quorum",
         }
     }
 }
@@ -245,6 +274,7 @@ pub fn judge(plan: &ClusterPlan, obs: &Observations) -> Report {
         }
         findings.extend(config_findings(pair, obs));
         findings.extend(stale_vips(plan, pair, obs));
+        findings.extend(virtual_server_findings(pair, obs));
     }
     findings.extend(collisions(plan, obs));
     for report in &mut instances {
@@ -576,6 +606,92 @@ fn drift(pair: &PairPlan, inst: &InstancePlan, obs: &Observations) -> Option<Fin
         hosts,
         detail: parts.join("; "),
     })
+}
+
+/// The rules of the virtual servers (module doc): per virtual server,
+/// each agent's pool, and the VIP holder's table against its peers'.
+fn virtual_server_findings(pair: &PairPlan, obs: &Observations) -> Vec<Finding> {
+    let mut found = Vec::new();
+    for vs in &pair.virtual_servers {
+        let name = vs.agent_name();
+        let finding = |severity, kind, hosts: Vec<String>, detail: String| Finding {
+            severity,
+            kind,
+            pair: pair.name.clone(),
+            instance: None,
+            hosts,
+            detail,
+        };
+        let mut seen: Vec<(&str, Option<&VirtualServerSeen>)> = Vec::new();
+        for h in &pair.hosts {
+            let Some(f) = facts(obs, &h.name) else {
+                continue;
+            };
+            if let AgentState::Up(_) = f.agent {
+                seen.push((h.name.as_str(), f.virtual_servers.get(&name)));
+            }
+        }
+        for (host, v) in &seen {
+            let Some(v) = v else {
+                found.push(finding(
+                    Severity::Warning,
+                    Kind::Drift,
+                    vec![host.to_string()],
+                    format!("{host} runs no virtual server {name} (config not reloaded?)"),
+                ));
+                continue;
+            };
+            if v.real_servers_up == 0 {
+                found.push(finding(
+                    Severity::Critical,
+                    Kind::NoRealServer,
+                    vec![host.to_string()],
+                    format!(
+                        "virtual server {name} on {host}: none of its {} real servers is up",
+                        v.real_servers
+                    ),
+                ));
+            } else if v.alive_weight < u64::from(v.quorum) {
+                found.push(finding(
+                    Severity::Warning,
+                    Kind::BelowQuorum,
+                    vec![host.to_string()],
+                    format!(
+                        "virtual server {name} on {host}: live weight {} below quorum {} ({}/{} real servers up)",
+                        v.alive_weight, v.quorum, v.real_servers_up, v.real_servers
+                    ),
+                ));
+            }
+        }
+        // The host that holds the VIP serves: its peers must be ready to
+        // serve the same way.
+        let holder = vs.address.and_then(|a| {
+            seen.iter()
+                .map(|(h, _)| *h)
+                .find(|h| facts(obs, h).is_some_and(|f| f.addresses.contains(&IpAddr::V4(a))))
+        });
+        let Some(holder) = holder else { continue };
+        let Some(Some(master)) = seen.iter().find(|(h, _)| *h == holder).map(|(_, v)| *v) else {
+            continue;
+        };
+        for (host, v) in &seen {
+            let Some(v) = v else { continue };
+            if *host == holder || v.table == master.table {
+                continue;
+            }
+            found.push(finding(
+                Severity::Warning,
+                Kind::Drift,
+                vec![holder.to_string(), host.to_string()],
+                format!(
+                    "IPVS table of {name} differs: {holder} (holds the VIP) has [{}], {host} has [{}]",
+                    master.table.join(" "),
+                    v.table.join(" ")
+                ),
+            ));
+        }
+    }
+    found
 }
 
 /// Config files that are missing or do not parse.

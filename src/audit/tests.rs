@@ -107,6 +107,7 @@ fn healthy() -> Observations {
                     instances: vec![inst],
                 }),
                 ledger: Vec::new(),
+                virtual_servers: BTreeMap::new(),
             }),
         );
     }
@@ -507,4 +508,95 @@ fn prometheus_textfile_is_well_formed() {
     assert!(text.contains("hactl_audit_instance_holders{pair=\"web\",instance=\"www\"} 1\n"));
     assert!(text.contains("hactl_audit_findings{kind=\"split_brain\"} 0\n"));
     assert!(text.contains("hactl_audit_status 0\n"));
+}
+
+/// Issue 11: virtual servers judged from the agents' status.
+#[test]
+fn virtual_servers_without_real_servers_below_quorum_or_drifting() {
+    let text = INVENTORY.replace(
+        "              - {name: www, vips: [10.9.0.100/24], master: lb01, vrid: 51}\n",
+        "              - {name: www, vips: [10.9.0.100/24], master: lb01, vrid: 51}\n            hactl_virtual_servers:\n              - {address: 10.9.0.100, port: 80, lb_algo: rr, lb_kind: DR, quorum: 2, real_servers: [{address: 10.9.1.1}, {address: 10.9.1.2}]}\n",
+    );
+    let path = Path::new("inv.yaml");
+    let root = yaml::load_str(&text, path).expect("yaml");
+    let inv = Inventory::from_node(path, &root).expect("inventory");
+    let plan = plan::resolve(&inv, &|_| None).expect("plan");
+    let vs = |up: usize, table: &[&str]| super::judge::VirtualServerSeen {
+        real_servers: 2,
+        real_servers_up: up,
+        alive_weight: up as u64,
+        quorum: 2,
+        quorum_up: up >= 2,
+        table: table.iter().map(|t| t.to_string()).collect(),
+    };
+    let both = ["10.9.1.1:80=1", "10.9.1.2:80=1"];
+    let with = |lb01: Option<super::judge::VirtualServerSeen>,
+                lb02: Option<super::judge::VirtualServerSeen>| {
+        let mut obs = healthy();
+        for (h, v) in [("lb01", lb01), ("lb02", lb02)] {
+            host(&mut obs, h).virtual_servers = v
+                .map(|v| BTreeMap::from([("10.9.0.100 80 TCP".to_string(), v)]))
+                .unwrap_or_default();
+        }
+        judge(&plan, &obs)
+    };
+    let vs_findings = |r: &super::judge::Report| -> Vec<(Kind, Severity, Vec<String>)> {
+        r.findings
+            .iter()
+            .filter(|f| f.instance.is_none())
+            .map(|f| (f.kind, f.severity, f.hosts.clone()))
+            .collect()
+    };
+
+    let healthy_lvs = with(Some(vs(2, &both)), Some(vs(2, &both)));
+    assert!(
+        vs_findings(&healthy_lvs).is_empty(),
+        "{:?}",
+        healthy_lvs.findings
+    );
+
+    let r = with(Some(vs(0, &[])), Some(vs(0, &[])));
+    assert_eq!(r.status, Severity::Critical);
+    assert_eq!(r.count(Kind::NoRealServer), 2, "{:?}", r.findings);
+
+    let r = with(Some(vs(1, &both[..1])), Some(vs(1, &both[..1])));
+    assert_eq!(
+        vs_findings(&r),
+        [
+            (
+                Kind::BelowQuorum,
+                Severity::Warning,
+                vec!["lb01".to_string()]
+            ),
+            (
+                Kind::BelowQuorum,
+                Severity::Warning,
+                vec!["lb02".to_string()]
+            ),
+        ]
+    );
+
+    // lb01 holds the VIP; lb02's table lacks a destination.
+    let r = with(Some(vs(2, &both)), Some(vs(2, &both[..1])));
+    let drift: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::Drift)
+        .collect();
+    assert_eq!(drift.len(), 1, "{:?}", r.findings);
+    assert_eq!(drift[0].hosts, ["lb01", "lb02"]);
+    assert!(
+        drift[0].detail.contains("lb01 (holds the VIP)"),
+        "{}",
+        drift[0].detail
+    );
+
+    let r = with(Some(vs(2, &both)), None);
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.kind == Kind::Drift && f.detail.contains("lb02 runs no virtual server")),
+        "{:?}",
+        r.findings
+    );
 }

@@ -95,6 +95,17 @@ impl HostFacts {
         self.addresses().any(|a| a == address)
     }
 
+    /// The agent's view of virtual server `name`, when it answered.
+    pub fn agent_virtual_server(
+        &self,
+        name: &str,
+    ) -> Option<&hactl_agent::status::VirtualServerStatus> {
+        match &self.agent {
+            Some(AgentAnswer::Up(status)) => status.virtual_servers.iter().find(|v| v.name == name),
+            _ => None,
+        }
+    }
+
     /// The agent's view of `instance`, when it answered.
     pub fn agent_instance(&self, instance: &str) -> Option<&hactl_agent::status::InstanceStatus> {
         match &self.agent {

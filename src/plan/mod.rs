@@ -8,7 +8,7 @@
 //! Reading rules (the README's variable reference repeats them):
 //! - Pair-level variables (`hactl_instances`, `hactl_checks`, `hactl_auth_pass`,
 //!   `hactl_vrrp_version`, `hactl_advert_int`, `hactl_mcast_group`,
-//!   `hactl_segment`, `hactl_backend`) are read from the pair's hosts' merged
+//!   `hactl_segment`, `hactl_backend`, `hactl_virtual_servers`) are read from the pair's hosts' merged
 //!   variables and must be the same on every host of the pair.
 //! - Host-level ones (`hactl_interface`, `hactl_address`, `hactl_script_user`,
 //!   `hactl_templates_dir`, `hactl_nonlocal_bind`) may differ per host.
@@ -35,6 +35,7 @@ mod numbers;
 mod pair;
 mod parse;
 pub mod secret;
+pub mod virtual_servers;
 
 pub(crate) use parse::parse_cidr;
 pub use parse::{did_you_mean, network};
@@ -50,6 +51,7 @@ use serde::Serialize;
 use crate::inventory::{Inventory, Node, Origin, Value, Var, VarMap};
 pub use connection::Connection;
 pub use secret::{Secret, SecretSource};
+pub use virtual_servers::VirtualServerPlan;
 
 /// Every variable hactl reads; any other `hactl_` name is an error.
 pub const KNOWN_VARS: &[&str] = &[
@@ -66,6 +68,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "hactl_script_user",
     "hactl_segment",
     "hactl_templates_dir",
+    "hactl_virtual_servers",
     "hactl_vrrp_version",
 ];
 
@@ -77,6 +80,7 @@ const PAIR_VARS: &[&str] = &[
     "hactl_instances",
     "hactl_mcast_group",
     "hactl_segment",
+    "hactl_virtual_servers",
     "hactl_vrrp_version",
 ];
 
@@ -148,6 +152,9 @@ pub struct PairPlan {
     pub hosts: Vec<HostPlan>,
     pub checks: Vec<CheckPlan>,
     pub instances: Vec<InstancePlan>,
+    /// `hactl_virtual_servers`: the pair's IPVS half.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub virtual_servers: Vec<VirtualServerPlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]

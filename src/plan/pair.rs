@@ -101,6 +101,10 @@ impl Resolver<'_> {
             .get("hactl_checks")
             .map(|v| self.checks(&v.value))
             .unwrap_or_default();
+        let virtual_servers = pv
+            .get("hactl_virtual_servers")
+            .map(|v| self.virtual_servers(&v.value))
+            .unwrap_or_default();
         let mut explicit = Explicit {
             mcast: None,
             vrids: Vec::new(),
@@ -171,6 +175,7 @@ impl Resolver<'_> {
                 hosts: host_plans,
                 checks,
                 instances,
+                virtual_servers,
             },
             explicit,
         ))

@@ -180,3 +180,60 @@ fn centiseconds_format() {
         assert_eq!(format_centis(c), want);
     }
 }
+
+/// Issue 11: `hactl_virtual_servers`, read and checked with file and line.
+#[test]
+fn virtual_servers_are_read_and_checked() {
+    let good = format!(
+        "{WWW}            hactl_virtual_servers:\n              - {{address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: NAT, sorry_server: \"10.0.0.99:8080\", real_servers: [{{address: 10.0.0.11, weight: 3, check: {{type: HTTP_GET, path: /, digest: 9B3A0C85A887A256D6939DA88AABD8CD}}}}]}}\n              - {{fwmark: 7, lb_algo: wlc, lb_kind: DR, real_servers: [{{address: 10.0.0.12}}]}}\n"
+    );
+    let p = plan(&web(&good)).unwrap();
+    let vs = &p.pairs[0].virtual_servers;
+    assert_eq!(vs[0].target, "10.0.0.50 80");
+    assert_eq!(vs[0].sorry_server.as_deref(), Some("10.0.0.99 8080"));
+    assert!(vs[0].is_nat());
+    let check = vs[0].real_servers[0].check.as_ref().unwrap();
+    assert_eq!(check.kind, "HTTP_GET");
+    assert_eq!(
+        check.digest.as_deref(),
+        Some("9b3a0c85a887a256d6939da88aabd8cd")
+    );
+    assert_eq!(vs[1].target, "fwmark 7");
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rrr, lb_kind: NAT, real_servers: [{address: 10.0.0.11}]}\n",
+            "lb_algo must be one of rr, wrr",
+        ),
+        (
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: NAT, real_server: [{address: 10.0.0.11}]}\n",
+            "unknown key `real_server` (did you mean `real_servers`?)",
+        ),
+        (
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rr, real_servers: [{address: 10.0.0.11}]}\n",
+            "virtual server 10.0.0.50 80 needs lb_kind",
+        ),
+        (
+            "              - {address: 10.0.0.50, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.11}]}\n",
+            "has `address` and `port`, or `fwmark`",
+        ),
+        (
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.11, check: {type: HTTP_GET}}]}\n",
+            "HTTP_GET needs a path",
+        ),
+        (
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.11, check: {type: TCP_CHECK, retries: 2}}]}\n",
+            "unknown key `retries` (did you mean `retry`?)",
+        ),
+    ];
+    for (line, want) in cases {
+        let text = web(&format!("{WWW}            hactl_virtual_servers:\n{line}"));
+        let errors = plan(&text).expect_err(want).0;
+        let hit = errors
+            .iter()
+            .find(|e| e.key == "hactl_virtual_servers" && e.message.contains(want));
+        let hit = hit.unwrap_or_else(|| panic!("{want:?} not in {errors:?}"));
+        // The pair's vars: the virtual server is on line 11 of t.yml.
+        assert_eq!(hit.origin.as_ref().map(|o| o.line), Some(11), "{hit}");
+    }
+}

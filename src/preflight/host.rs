@@ -1,6 +1,8 @@
 //! One host's own checks, from one round trip: a fact batch of hostname,
-//! peer resolution, time sync, `ip_nonlocal_bind`, interfaces, SELinux and
-//! the firewall rules (kept for the VRRP probe's verdict). A login that is
+//! peer resolution, time sync, `ip_nonlocal_bind`, interfaces, SELinux,
+//! IPVS and the sysctls its forwarding methods need (when the pair has
+//! virtual servers) and the firewall rules (kept for the VRRP probe's
+//! verdict). A login that is
 //! not root checks `sudo -n` first, on its own: without it nothing that
 //! needs root can run.
 
@@ -8,8 +10,8 @@ use std::net::IpAddr;
 
 use super::{HostFacts, Outcome, PreflightReport};
 use crate::facts::{
-    Batch, FactError, Hostname, Interface, Interfaces, Resolve, Selinux, SelinuxMode, Sudo,
-    SudoState, Sysctl, TimeSyncFact, VrrpFirewall,
+    Batch, FactError, Hostname, Interface, Interfaces, IpvsModule, IpvsState, Resolve, Selinux,
+    SelinuxMode, Sudo, SudoState, Sysctl, TimeSyncFact, VrrpFirewall,
 };
 use crate::plan::{ClusterPlan, HostPlan, PairPlan};
 use crate::ssh::HostSession;
@@ -83,6 +85,14 @@ pub(super) async fn checks(
         .nonlocal_bind
         .and_then(|_| Sysctl::new(NONLOCAL_BIND))
         .map(|fact| (batch.add(&fact), fact));
+    let ipvs = (!pair.virtual_servers.is_empty()).then(|| batch.add(&IpvsModule));
+    let lvs_sysctls: Vec<_> = lvs_needs(pair, hp)
+        .into_iter()
+        .filter_map(|need| {
+            let fact = Sysctl::new(need.key)?;
+            Some((batch.add(&fact), fact, need))
+        })
+        .collect();
     let interfaces = batch.add(&Interfaces);
     let selinux = batch.add(&Selinux);
     let firewall = batch.add(&VrrpFirewall);
@@ -196,6 +206,53 @@ pub(super) async fn checks(
         }
     }
 
+    if let Some(slot) = ipvs {
+        let check = "ip_vs";
+        let fix = "modprobe ip_vs, and list ip_vs in /etc/modules-load.d/ipvs.conf";
+        match answers.parse(slot, &IpvsModule) {
+            Ok(IpvsState::Loaded) => report.push(host, check, Outcome::Pass, "loaded".into(), None),
+            // The agent (and keepalived) load it when they start.
+            Ok(IpvsState::Available(file)) => report.push(
+                host,
+                check,
+                Outcome::Pass,
+                format!("not loaded, loads on start ({file})"),
+                None,
+            ),
+            Ok(IpvsState::Missing) => report.push(
+                host,
+                check,
+                Outcome::Fail,
+                "the kernel has no IPVS and modinfo finds no ip_vs module".into(),
+                Some(format!("install the kernel's modules (linux-modules-extra on some distributions); {fix}")),
+            ),
+            Err(e) => report.push(host, check, Outcome::Fail, cannot(&e), None),
+        }
+    }
+    for (slot, fact, need) in &lvs_sysctls {
+        match answers.parse(*slot, fact) {
+            Ok(Some(value)) if value == need.want => {
+                report.push(host, need.key, Outcome::Pass, value, None)
+            }
+            Ok(value) => report.push(
+                host,
+                need.key,
+                Outcome::Fail,
+                format!(
+                    "is {}, {} needs {}",
+                    value.unwrap_or_else(|| "absent".into()),
+                    need.why,
+                    need.want
+                ),
+                Some(format!(
+                    "sysctl -w {}={} and persist it in /etc/sysctl.d/",
+                    need.key, need.want
+                )),
+            ),
+            Err(e) => report.push(host, need.key, Outcome::Fail, cannot(&e), None),
+        }
+    }
+
     match answers.parse(interfaces, &Interfaces) {
         Ok(all) => {
             facts.addresses = all
@@ -239,6 +296,53 @@ pub(super) async fn checks(
             .map_err(|e| e.to_string()),
     );
     facts
+}
+
+/// A sysctl a pair's virtual servers need on one of its hosts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct SysctlNeed {
+    pub key: &'static str,
+    pub want: &'static str,
+    pub why: String,
+}
+
+/// The sysctls `hp` needs for its pair's virtual servers: LVS-NAT routes
+/// the real servers' replies back through the LB (`ip_forward`); an LB
+/// that is itself a real server of a DR or TUN service holds the VIP on
+/// every box and must not answer ARP for it on the wire (`arp_ignore=1`,
+/// `arp_announce=2`, the LVS-DR recipe of the keepalived docs).
+pub(super) fn lvs_needs(pair: &PairPlan, hp: &HostPlan) -> Vec<SysctlNeed> {
+    let mut needs = Vec::new();
+    if let Some(vs) = pair.virtual_servers.iter().find(|v| v.is_nat()) {
+        needs.push(SysctlNeed {
+            key: "net.ipv4.ip_forward",
+            want: "1",
+            why: format!("virtual server {} (lb_kind NAT)", vs.target),
+        });
+    }
+    let own = pair.virtual_servers.iter().find(|v| {
+        !v.is_nat()
+            && hp
+                .address
+                .is_some_and(|a| v.real_servers.iter().any(|r| r.address == a))
+    });
+    if let Some(vs) = own {
+        let why = format!(
+            "this host is a real server of {} (lb_kind {})",
+            vs.target, vs.lb_kind
+        );
+        needs.push(SysctlNeed {
+            key: "net.ipv4.conf.all.arp_ignore",
+            want: "1",
+            why: why.clone(),
+        });
+        needs.push(SysctlNeed {
+            key: "net.ipv4.conf.all.arp_announce",
+            want: "2",
+            why,
+        });
+    }
+    needs
 }
 
 fn cannot(e: &FactError) -> String {
@@ -302,4 +406,53 @@ fn interface_check(
         }
     }
     Some(interface)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Inventory, yaml};
+    use std::path::Path;
+
+    fn pair(vs: &str) -> PairPlan {
+        let text = format!(
+            "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          vars:\n            hactl_interface: eth0\n            hactl_instances:\n              - {{name: www, vips: [10.0.0.50/24], master: lb01}}\n            hactl_virtual_servers:\n{vs}          hosts:\n            lb01: {{ansible_host: 10.0.0.51}}\n            lb02: {{ansible_host: 10.0.0.52}}\n"
+        );
+        let node = yaml::load_str(&text, Path::new("t.yml")).unwrap();
+        let inv = Inventory::from_node(Path::new("t.yml"), &node).unwrap();
+        let plan = crate::plan::resolve(&inv, &|_| None).unwrap();
+        plan.pairs[0].clone()
+    }
+
+    #[test]
+    fn nat_needs_forwarding_and_a_dr_real_server_on_the_lb_needs_arp_settings() {
+        let nat = pair(
+            "              - {address: 10.0.0.50, port: 53, protocol: UDP, lb_algo: rr, lb_kind: NAT, real_servers: [{address: 10.0.1.1}]}\n",
+        );
+        let keys: Vec<&str> = lvs_needs(&nat, &nat.hosts[0])
+            .iter()
+            .map(|n| n.key)
+            .collect();
+        assert_eq!(keys, ["net.ipv4.ip_forward"]);
+        let dr = pair(
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.52}, {address: 10.0.1.1}]}\n",
+        );
+        assert!(
+            lvs_needs(&dr, &dr.hosts[0]).is_empty(),
+            "lb01 only balances"
+        );
+        let needs = lvs_needs(&dr, &dr.hosts[1]);
+        let got: Vec<(&str, &str)> = needs.iter().map(|n| (n.key, n.want)).collect();
+        assert_eq!(
+            got,
+            [
+                ("net.ipv4.conf.all.arp_ignore", "1"),
+                ("net.ipv4.conf.all.arp_announce", "2")
+            ]
+        );
+        assert!(
+            needs[0].why.contains("real server of 10.0.0.50 80"),
+            "{needs:?}"
+        );
+    }
 }

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 pub use error::{ConfigError, Diagnostic, Origin, Severity};
 
@@ -79,6 +79,7 @@ pub struct Config {
     pub vrrp_scripts: Vec<VrrpScript>,
     pub vrrp_sync_groups: Vec<SyncGroup>,
     pub vrrp_instances: Vec<VrrpInstance>,
+    pub virtual_server_groups: Vec<VirtualServerGroup>,
     pub virtual_servers: Vec<VirtualServer>,
 }
 
@@ -181,7 +182,7 @@ impl fmt::Display for InitialState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     Ipv4,
@@ -383,22 +384,86 @@ impl Serialize for IpPrefix {
     }
 }
 
-/// `virtual_server IP PORT { ... }`: an IPVS service.
+/// `virtual_server IP PORT | fwmark N | group NAME { ... }`: an IPVS
+/// service (a group: one per member), its real servers and checkers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualServer {
-    pub address: IpAddr,
-    pub port: u16,
+    pub target: VsTarget,
     #[serde(skip)]
     pub origin: Origin,
+    /// Seconds between checks of every checker below (keepalived: 60).
     #[serde(serialize_with = "opt_secs")]
     pub delay_loop: Option<Duration>,
     pub lb_algo: String,
     pub lb_kind: LbKind,
     /// Seconds; `persistence_timeout` without a value means keepalived's 360.
     pub persistence_timeout: Option<u32>,
+    /// `persistence_granularity`: a netmask (IPv4) or prefix length (IPv6),
+    /// kept as the prefix length.
+    pub persistence_granularity: Option<u8>,
     pub protocol: Protocol,
+    /// `ip_family inet|inet6`: the family of a fwmark service (else its
+    /// real servers').
+    pub ip_family: Option<Family>,
+    /// `ops`: one-packet scheduling (UDP).
+    pub ops: bool,
     pub sorry_server: Option<Endpoint>,
+    /// `sorry_server_inhibit`: the sorry server stays with weight 0 while
+    /// unused instead of being removed.
+    pub sorry_server_inhibit: bool,
+    /// Minimum total weight of the live real servers (keepalived: 1).
+    pub quorum: u32,
+    pub hysteresis: u32,
+    pub quorum_up: Option<String>,
+    pub quorum_down: Option<String>,
+    /// `alpha`: real servers start down until a check passes.
+    pub alpha: bool,
+    /// `omega`: quorum_down and notify_down also run at shutdown.
+    pub omega: bool,
+    pub virtualhost: Option<String>,
     pub real_servers: Vec<RealServer>,
+}
+
+/// What a `virtual_server` line names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum VsTarget {
+    Inet { address: IpAddr, port: u16 },
+    Fwmark { mark: u32 },
+    Group { name: String },
+}
+
+impl fmt::Display for VsTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VsTarget::Inet { address, port } => write!(f, "{address} {port}"),
+            VsTarget::Fwmark { mark } => write!(f, "fwmark {mark}"),
+            VsTarget::Group { name } => write!(f, "group {name}"),
+        }
+    }
+}
+
+/// `virtual_server_group NAME { IP[-LAST] PORT ... fwmark N ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualServerGroup {
+    pub name: String,
+    #[serde(skip)]
+    pub origin: Origin,
+    pub members: Vec<GroupMember>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum GroupMember {
+    /// `10.0.0.1 80`, or a range of the last part: `10.0.0.1-10 80`.
+    Inet {
+        first: IpAddr,
+        last: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -409,7 +474,7 @@ pub enum LbKind {
     Tun,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Protocol {
     Tcp,
@@ -447,8 +512,18 @@ pub struct Endpoint {
 pub struct RealServer {
     pub address: IpAddr,
     pub port: u16,
+    /// keepalived: 1.
     pub weight: Option<u32>,
     pub inhibit_on_failure: bool,
+    /// `lvs_method`: a forwarding method of its own.
+    pub lb_kind: Option<LbKind>,
+    pub uthreshold: Option<u32>,
+    pub lthreshold: Option<u32>,
+    pub notify_up: Option<String>,
+    pub notify_down: Option<String>,
+    /// Overrides the virtual server's.
+    #[serde(serialize_with = "opt_secs")]
+    pub delay_loop: Option<Duration>,
     pub checks: Vec<HealthCheck>,
 }
 
@@ -457,11 +532,14 @@ pub struct RealServer {
 pub enum HealthCheck {
     #[serde(rename = "TCP_CHECK")]
     Tcp(CheckCommon),
+    /// HTTP_GET, or SSL_GET when `tls`.
     #[serde(rename = "HTTP_GET")]
     Http {
         #[serde(flatten)]
         common: CheckCommon,
         urls: Vec<HttpUrl>,
+        tls: bool,
+        virtualhost: Option<String>,
     },
     #[serde(rename = "MISC_CHECK")]
     Misc {
@@ -470,7 +548,29 @@ pub enum HealthCheck {
         misc_path: String,
         #[serde(serialize_with = "opt_secs")]
         misc_timeout: Option<Duration>,
+        /// Exit codes 2..=255 set the weight to code - 2.
+        misc_dynamic: bool,
+        user: Option<ScriptUser>,
     },
+}
+
+impl HealthCheck {
+    pub fn common(&self) -> &CheckCommon {
+        match self {
+            HealthCheck::Tcp(c) => c,
+            HealthCheck::Http { common, .. } | HealthCheck::Misc { common, .. } => common,
+        }
+    }
+
+    /// keepalived's block name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HealthCheck::Tcp(_) => "TCP_CHECK",
+            HealthCheck::Http { tls: false, .. } => "HTTP_GET",
+            HealthCheck::Http { tls: true, .. } => "SSL_GET",
+            HealthCheck::Misc { .. } => "MISC_CHECK",
+        }
+    }
 }
 
 /// Keywords every checker shares.
@@ -478,10 +578,19 @@ pub enum HealthCheck {
 pub struct CheckCommon {
     #[serde(serialize_with = "opt_secs")]
     pub connect_timeout: Option<Duration>,
+    pub connect_ip: Option<IpAddr>,
     pub connect_port: Option<u16>,
+    pub bindto: Option<IpAddr>,
+    pub bind_port: Option<u16>,
     pub retry: Option<u32>,
     #[serde(serialize_with = "opt_secs")]
     pub delay_before_retry: Option<Duration>,
+    /// Overrides the real server's and virtual server's.
+    #[serde(serialize_with = "opt_secs")]
+    pub delay_loop: Option<Duration>,
+    /// A random delay of up to this long before the first check.
+    #[serde(serialize_with = "opt_secs")]
+    pub warmup: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -490,6 +599,7 @@ pub struct HttpUrl {
     /// Inclusive ranges; `status_code 200` is `[(200, 200)]`.
     pub status_code: Vec<(u16, u16)>,
     pub digest: Option<String>,
+    pub virtualhost: Option<String>,
 }
 
 // ===== serde helpers =====

@@ -123,6 +123,7 @@ pub const TOP_LEVEL: &[&str] = &[
     "vrrp_script",
     "vrrp_sync_group",
     "vrrp_instance",
+    "virtual_server_group",
     "virtual_server",
 ];
 
@@ -195,48 +196,86 @@ pub const AUTHENTICATION: &[&str] = &["auth_type", "auth_pass"];
 pub const VIRTUAL_SERVER: &[&str] = &[
     "delay_loop",
     "lb_algo",
+    "lvs_sched",
     "lb_kind",
+    "lvs_method",
     "persistence_timeout",
+    "persistence_granularity",
     "protocol",
+    "ip_family",
+    "ops",
     "sorry_server",
+    "sorry_server_inhibit",
+    "quorum",
+    "hysteresis",
+    "quorum_up",
+    "quorum_down",
+    "alpha",
+    "omega",
+    "virtualhost",
     "real_server",
 ];
 
 pub const REAL_SERVER: &[&str] = &[
     "weight",
     "inhibit_on_failure",
+    "lvs_method",
+    "uthreshold",
+    "lthreshold",
+    "notify_up",
+    "notify_down",
+    "delay_loop",
     "TCP_CHECK",
     "HTTP_GET",
+    "SSL_GET",
     "MISC_CHECK",
 ];
 
 pub const CHECK_COMMON: &[&str] = &[
     "connect_timeout",
+    "connect_ip",
     "connect_port",
+    "bindto",
+    "bind_port",
     "retry",
     "nb_get_retry",
     "delay_before_retry",
+    "delay_loop",
+    "warmup",
 ];
 
 pub const HTTP_GET: &[&str] = &[
     "url",
+    "virtualhost",
     "connect_timeout",
+    "connect_ip",
     "connect_port",
+    "bindto",
+    "bind_port",
     "retry",
     "nb_get_retry",
     "delay_before_retry",
+    "delay_loop",
+    "warmup",
 ];
 
-pub const URL: &[&str] = &["path", "status_code", "digest"];
+pub const URL: &[&str] = &["path", "status_code", "digest", "virtualhost"];
 
 pub const MISC_CHECK: &[&str] = &[
     "misc_path",
     "misc_timeout",
+    "misc_dynamic",
+    "user",
     "connect_timeout",
+    "connect_ip",
     "connect_port",
+    "bindto",
+    "bind_port",
     "retry",
     "nb_get_retry",
     "delay_before_retry",
+    "delay_loop",
+    "warmup",
 ];
 
 /// Every block's table, to tell where a misplaced keyword belongs.
@@ -619,6 +658,11 @@ pub fn build_config(tree: &[Node], diags: &mut Vec<Diagnostic>) -> Config {
                         vrrp::vrrp_instance(&mut ctx, node, children, &config.global_defs)
                 {
                     config.vrrp_instances.push(instance);
+                }
+            }
+            "virtual_server_group" => {
+                if let Some(g) = virtual_server::virtual_server_group(&mut ctx, node) {
+                    config.virtual_server_groups.push(g);
                 }
             }
             "virtual_server" => {

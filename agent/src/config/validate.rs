@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use super::error::{Diagnostic, Origin};
 use super::parse::{OWNER_PRIORITY, account_exists, did_you_mean};
-use super::{Config, Family, HealthCheck, VrrpInstance};
+use super::{Config, Family, GroupMember, HealthCheck, VrrpInstance, VsTarget};
 
 pub fn check(config: &Config, diags: &mut Vec<Diagnostic>) {
     unique(
@@ -40,18 +40,69 @@ pub fn check(config: &Config, diags: &mut Vec<Diagnostic>) {
     );
     unique(
         "virtual_server",
-        config.virtual_servers.iter().map(|v| {
-            (
-                format!("{} {} {}", v.address, v.port, v.protocol),
-                &v.origin,
-            )
+        config.virtual_servers.iter().map(|v| match &v.target {
+            VsTarget::Inet { .. } => (format!("{} {}", v.target, v.protocol), &v.origin),
+            _ => (v.target.to_string(), &v.origin),
         }),
         diags,
     );
+    unique(
+        "virtual_server_group",
+        config
+            .virtual_server_groups
+            .iter()
+            .map(|g| (g.name.clone(), &g.origin)),
+        diags,
+    );
+    groups(config, diags);
     vrids(config, diags);
     sync_groups(config, diags);
     owner_weights(config, diags);
     script_security(config, diags);
+}
+
+/// `virtual_server group NAME` names a defined group whose addresses are
+/// of its real servers' family.
+fn groups(config: &Config, diags: &mut Vec<Diagnostic>) {
+    let names: Vec<&str> = config
+        .virtual_server_groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
+    for v in &config.virtual_servers {
+        let VsTarget::Group { name } = &v.target else {
+            continue;
+        };
+        let Some(group) = config
+            .virtual_server_groups
+            .iter()
+            .find(|g| &g.name == name)
+        else {
+            let mut message =
+                format!("virtual_server group '{name}' names no virtual_server_group");
+            if let Some(guess) = did_you_mean(name, &names) {
+                message.push_str(&format!("; did you mean '{guess}'?"));
+            }
+            diags.push(Diagnostic::error(&v.origin, message));
+            continue;
+        };
+        let Some(family) = v.real_servers.first().map(|r| Family::of(&r.address)) else {
+            continue;
+        };
+        for m in &group.members {
+            if let GroupMember::Inet { first, .. } = m
+                && Family::of(first) != family
+            {
+                diags.push(Diagnostic::error(
+                    &v.origin,
+                    format!(
+                        "virtual_server_group '{name}' has {first} ({}) but the real servers are {family}",
+                        Family::of(first)
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn unique<'a>(
@@ -218,11 +269,15 @@ fn script_security(config: &Config, diags: &mut Vec<Diagnostic>) {
                 .virtual_servers
                 .iter()
                 .find(|v| {
-                    v.real_servers.iter().any(|r| {
-                        r.checks
-                            .iter()
-                            .any(|c| matches!(c, HealthCheck::Misc { .. }))
-                    })
+                    v.quorum_up.is_some()
+                        || v.quorum_down.is_some()
+                        || v.real_servers.iter().any(|r| {
+                            r.notify_up.is_some()
+                                || r.notify_down.is_some()
+                                || r.checks
+                                    .iter()
+                                    .any(|c| matches!(c, HealthCheck::Misc { .. }))
+                        })
                 })
                 .map(|v| &v.origin)
         });

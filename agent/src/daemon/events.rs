@@ -644,6 +644,7 @@ impl Daemon {
             started: self.started.clone(),
             instances,
             sockets,
+            virtual_servers: Vec::new(),
         }
     }
 

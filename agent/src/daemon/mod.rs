@@ -59,6 +59,8 @@ pub enum DaemonError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Vmac(#[from] vmac::VmacError),
+    #[error(transparent)]
+    Lvs(#[from] crate::lvs::LvsError),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot install the {signal} handler")]
@@ -103,9 +105,16 @@ pub fn run(options: &Options) -> Result<(), DaemonError> {
     runtime()?.block_on(tasks::main(options))
 }
 
-/// Removes the VIPs recorded in `state_dir` (what a killed agent left);
-/// returns how many were removed.
-pub fn cleanup(state_dir: &Path) -> Result<usize, DaemonError> {
+/// What `hactl-agent cleanup` removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cleaned {
+    pub addresses: usize,
+    pub services: usize,
+}
+
+/// Removes the VIPs and IPVS services recorded in `state_dir` (what a
+/// killed agent left).
+pub fn cleanup(state_dir: &Path) -> Result<Cleaned, DaemonError> {
     runtime()?.block_on(async {
         let mut ledger = vips::VipLedger::open(state_dir)?;
         let driver = vips::VipDriver::open()?;
@@ -113,6 +122,10 @@ pub fn cleanup(state_dir: &Path) -> Result<usize, DaemonError> {
         for e in &removed {
             log(&format!("removed {} from {}", e.address, e.interface));
         }
-        Ok(removed.len())
+        let services = crate::lvs::runner::clean(state_dir, log)?;
+        Ok(Cleaned {
+            addresses: removed.len(),
+            services,
+        })
     })
 }

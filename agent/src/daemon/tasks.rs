@@ -20,7 +20,15 @@
 //!                     VIPs + ledger     v          v
 //!                              raw sockets,   notify queue task (one
 //!                              ip addr        script at a time, timeout)
+//!                                                  ^
+//!  LVS thread (crate::lvs, own runtime): checkers,  │ notify_up/down,
+//!  pools, IPVS table  <──reload/shutdown── main     │ quorum_up/down
+//!                     ──status (watch)──>  loop     │
 //! ```
+//!
+//! The IPVS half runs on its own thread so that checks and netlink calls
+//! never delay an advert; the main loop only forwards SIGHUP and SIGTERM to
+//! it and reads its status.
 //!
 //! Inputs carry the generation of the world that produced them, so a packet
 //! read by a task of the configuration replaced at reload is ignored.
@@ -37,6 +45,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, Family};
 use crate::glue::{self, INTERFACE_TRACK_PREFIX, NotifyScripts, Plan};
+use crate::lvs;
 use crate::netlink::LinkEvents;
 use crate::network::{self, Received, VrrpSocket};
 use crate::notify::{self, NotifySender, RunAs, split_command};
@@ -130,24 +139,11 @@ fn script_user(config: &Config) -> Result<Option<RunAs>, DaemonError> {
     let Some(su) = &config.global_defs.script_user else {
         return Ok(None);
     };
-    let unknown = || DaemonError::ScriptUser {
-        user: su.user.clone(),
-    };
-    let user = nix::unistd::User::from_name(&su.user)
-        .ok()
-        .flatten()
-        .ok_or_else(unknown)?;
-    let gid = match &su.group {
-        Some(g) => nix::unistd::Group::from_name(g)
-            .ok()
-            .flatten()
-            .map_or(user.gid.as_raw(), |g| g.gid.as_raw()),
-        None => user.gid.as_raw(),
-    };
-    Ok(Some(RunAs {
-        uid: user.uid.as_raw(),
-        gid,
-    }))
+    RunAs::of(su)
+        .map(Some)
+        .ok_or_else(|| DaemonError::ScriptUser {
+            user: su.user.clone(),
+        })
 }
 
 async fn build(
@@ -333,7 +329,17 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
         &input_tx,
     )
     .await;
-    let mut world = match built {
+    let lvs = built.and_then(|world| {
+        let lvs = lvs::spawn(
+            &config,
+            &options.state_dir,
+            script_user(&config)?,
+            notify_tx.clone(),
+            log,
+        )?;
+        Ok((world, lvs))
+    });
+    let (mut world, lvs) = match lvs {
         Ok(w) => w,
         Err(e) => {
             server.abort();
@@ -363,7 +369,11 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
             }
             Some(request) = status_rx.recv() => match request {
                 status::Request::Status(reply) => {
-                    let _ = reply.send(world.daemon.snapshot());
+                    let mut snapshot = world.daemon.snapshot();
+                    if let Some(lvs) = &lvs {
+                        snapshot.virtual_servers = lvs.status();
+                    }
+                    let _ = reply.send(snapshot);
                 }
                 status::Request::Control { request, reply } => {
                     let answer = control(&mut world.daemon, request).await;
@@ -375,6 +385,11 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
             _ = int.recv() => { log("SIGINT: releasing"); break; }
             _ = hup.recv() => {
                 if let Some(new_config) = reload(&mut world, &config, options, &notify_tx, &input_tx).await {
+                    if let Some(lvs) = &lvs {
+                        lvs.reload(&new_config);
+                    } else if !new_config.virtual_servers.is_empty() {
+                        log("SIGHUP: virtual servers added: they start with the next restart");
+                    }
                     config = new_config;
                 }
             }
@@ -382,6 +397,9 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     }
 
     world.daemon.shutdown().await;
+    if let Some(lvs) = lvs {
+        lvs.shutdown().await;
+    }
     remove_vmacs(world.daemon.plan(), None).await;
     drop(world);
     server.abort();
@@ -481,8 +499,15 @@ async fn reload(
     let old_plan = world.daemon.plan().clone();
     let kept = kept_instances(&old_plan, old, &plan, &loaded.config);
     if plan == old_plan && kept.iter().all(Option::is_some) {
-        log("SIGHUP: config unchanged");
-        return None;
+        let lvs_same = loaded.config.virtual_servers == old.virtual_servers
+            && loaded.config.virtual_server_groups == old.virtual_server_groups;
+        if lvs_same {
+            log("SIGHUP: config unchanged");
+            return None;
+        }
+        // Only the IPVS half changed: the VRRP instances run on untouched.
+        log("SIGHUP: vrrp instances unchanged");
+        return Some(loaded.config);
     }
     let stopped: Vec<usize> = (0..old_plan.wire.len())
         .filter(|o| !kept.contains(&Some(*o)))

@@ -114,6 +114,18 @@ impl VipDriver {
     }
 }
 
+/// Writes `value` as JSON to `path` atomically: a temporary file beside
+/// it, then a rename, so a crash leaves the old file or the new one.
+pub(crate) fn save_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(value)?;
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The record of added VIPs in the state directory.
 #[derive(Debug, Clone)]
 pub struct VipLedger {
@@ -161,17 +173,10 @@ impl VipLedger {
     }
 
     fn save(&self) -> Result<(), VipError> {
-        let fail = |source| VipError::LedgerWrite {
+        save_json(&self.path, &self.entries).map_err(|source| VipError::LedgerWrite {
             path: self.path.clone(),
             source,
-        };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(&self.entries).map_err(|e| fail(e.into()))?;
-        std::fs::write(&tmp, text).map_err(fail)?;
-        std::fs::rename(&tmp, &self.path).map_err(fail)
+        })
     }
 
     /// Removes every recorded address and empties the ledger; returns what
