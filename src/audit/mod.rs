@@ -138,7 +138,7 @@ fn audit(config: &Config, options: &AuditOptions) -> Result<Report, Unjudged> {
         .iter()
         .flat_map(|p| p.hosts.iter().map(|h| h.name.clone()))
         .collect();
-    let lab = targets::lab_identity(path, &config.lab_root);
+    let lab = targets::lab_identity(&inventory.path, &config.lab_root);
     let targets = targets::targets(&inventory, &hosts, lab.as_ref())?;
     let timeout = options.timeout.max(Duration::from_secs(1));
     let ssh = SshOptions {
