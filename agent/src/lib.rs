@@ -19,5 +19,7 @@ pub mod packet;
 pub mod router;
 pub mod sim;
 pub mod status;
+// The one module allowed `unsafe` (see its doc).
+#[allow(unsafe_code)]
 mod sys;
 pub mod track;
