@@ -25,6 +25,8 @@ pub enum Command {
     },
     Completions(clap_complete::Shell),
     Man,
+    /// hactl's version, for people and for scripts (`--json`).
+    Version,
     Audit(crate::audit::AuditOptions),
     LabUp,
     LabDown,
@@ -136,6 +138,7 @@ impl Config {
             }
             RawCommand::Completions { shell } => (Command::Completions(shell), None),
             RawCommand::Man => (Command::Man, None),
+            RawCommand::Version => (Command::Version, None),
             RawCommand::Lab(LabCommand::Up(l)) => (Command::LabUp, l.file),
             RawCommand::Lab(LabCommand::Down(l)) => (Command::LabDown, l.file),
             RawCommand::Lab(LabCommand::Status(l)) => (Command::LabStatus, l.file),
@@ -184,7 +187,7 @@ impl Config {
             ),
         };
         let inventory = match command {
-            Command::Completions(_) | Command::Man => None,
+            Command::Completions(_) | Command::Man | Command::Version => None,
             // The audit reports a missing inventory itself, as UNKNOWN (3).
             Command::Audit(_) => choose_inventory(file.or(args.inventory), env).ok(),
             _ => Some(choose_inventory(file.or(args.inventory), env)?),
@@ -339,6 +342,7 @@ mod tests {
                 None,
             ),
             (&["man"], Command::Man, None),
+            (&["version", "--json"], Command::Version, None),
             (
                 &[
                     "audit",

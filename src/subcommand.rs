@@ -54,6 +54,14 @@ fn run_inventory(config: &Config, out: &Output) -> Result<(), Error> {
                 .map_err(Error::Stdout)?;
             out.text(&String::from_utf8_lossy(&buf))
         }
+        Command::Version => {
+            let version = env!("CARGO_PKG_VERSION");
+            if config.json {
+                out.json(&serde_json::json!({"name": "hactl", "version": version}))
+            } else {
+                out.text(&format!("hactl {version}\n"))
+            }
+        }
         Command::InventoryList => {
             let inv = load(config)?;
             let hosts = selected_hosts(config, &inv)?;
