@@ -349,6 +349,7 @@ mod tests {
             error: error.map(str::to_string),
             plan: plan.iter().map(|s| s.to_string()).collect(),
             diff: None,
+            config_diff: None,
             rolled_back: false,
             seconds: 1.25,
         };

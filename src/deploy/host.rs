@@ -83,7 +83,7 @@ pub struct HostChange {
 pub struct HostDone {
     pub changed: bool,
     pub plan: Vec<String>,
-    pub diff: Option<String>,
+    pub diff: Option<ConfigDiff>,
     /// How to undo what was applied, when something was.
     pub undo: Option<Undo>,
 }
@@ -549,14 +549,33 @@ async fn held_vips(
     Ok(out)
 }
 
-/// The unified diff of the host's config and the new one, both redacted.
+/// The host's config and the new one, both redacted (`--diff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigDiff {
+    pub path: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl ConfigDiff {
+    /// As a unified diff, headed `HOST:PATH`.
+    pub fn unified(&self, host: &str) -> String {
+        let path = &self.path;
+        similar::TextDiff::from_lines(&self.before, &self.after)
+            .unified_diff()
+            .header(&format!("{host}:{path}"), &format!("{host}:{path} (new)"))
+            .to_string()
+    }
+}
+
+/// The host's config as it is (empty when missing) and as it would be.
 async fn config_diff(
     session: &HostSession,
     plan: &ClusterPlan,
     host: &str,
     path: &str,
     options: &DeployOptions,
-) -> Result<String, HostFailure> {
+) -> Result<ConfigDiff, HostFailure> {
     let current = session
         .output(&RemoteCommand::new(&["cat", "--", path]).become_(true))
         .await?;
@@ -570,10 +589,11 @@ async fn config_diff(
         .find(|f| f.name == "keepalived.conf")
         .map(|f| f.content)
         .unwrap_or_default();
-    Ok(similar::TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .header(&format!("{host}:{path}"), &format!("{host}:{path} (new)"))
-        .to_string())
+    Ok(ConfigDiff {
+        path: path.to_string(),
+        before: old,
+        after: new,
+    })
 }
 
 /// The file with every `auth_pass` value replaced.
@@ -595,6 +615,23 @@ pub fn redact(config: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_diff_is_unified_under_host_and_path() {
+        let d = ConfigDiff {
+            path: "/etc/hactl/keepalived.conf".into(),
+            before: "a\npriority 100\n".into(),
+            after: "a\npriority 90\n".into(),
+        };
+        let text = d.unified("lb04");
+        assert!(
+            text.starts_with(
+                "--- lb04:/etc/hactl/keepalived.conf\n+++ lb04:/etc/hactl/keepalived.conf (new)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("-priority 100\n+priority 90\n"), "{text}");
+    }
 
     #[test]
     fn redact_hides_auth_pass_only() {

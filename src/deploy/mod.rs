@@ -39,7 +39,7 @@ use crate::preflight::{self, PreflightReport};
 use crate::render::RenderError;
 use crate::ssh::{HostSession, Pool, SshError, Target};
 
-pub use host::{Action, HostChange, Step, Undo};
+pub use host::{Action, ConfigDiff, HostChange, Step, Undo};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -98,8 +98,13 @@ pub struct HostReport {
     pub error: Option<String>,
     /// What was (or would be) done, or the no-op's reason.
     pub plan: Vec<String>,
+    /// The config diff, unified (`--diff`, when the config changes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The same config before and after, whole, for tools that show
+    /// their own diff (the Ansible collection's `diff` mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_diff: Option<ConfigDiff>,
     pub rolled_back: bool,
     pub seconds: f64,
 }
@@ -173,7 +178,8 @@ pub async fn deploy(
                         ok: true,
                         error: None,
                         plan: done.plan,
-                        diff: done.diff,
+                        diff: done.diff.as_ref().map(|d| d.unified(&name)),
+                        config_diff: done.diff,
                         rolled_back: false,
                         seconds: started.elapsed().as_secs_f64(),
                     }
@@ -195,6 +201,7 @@ pub async fn deploy(
                         error: Some(crate::error_chain(&failure)),
                         plan: Vec::new(),
                         diff: None,
+                        config_diff: None,
                         rolled_back: matches!(failure, HostFailure::Unhealthy { .. }),
                         seconds: started.elapsed().as_secs_f64(),
                     }
