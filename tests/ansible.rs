@@ -227,6 +227,23 @@ fn the_collection_deploys_audits_and_drills_a_lab() {
     let inventory = lab.inventory.clone();
     let original = fs::read_to_string(&inventory).unwrap();
 
+    // The collection's example playbook (scripts/demo runs it) parses.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("ansible/examples/lab.yml");
+    let out = ansible
+        .command("ansible-playbook")
+        .arg("-i")
+        .arg(&inventory)
+        .arg("--syntax-check")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text_of(&out.stdout),
+        text_of(&out.stderr)
+    );
+
     // A missing binary is a clear error, before anything is touched.
     let missing = ansible
         .play(
