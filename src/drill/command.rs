@@ -35,7 +35,7 @@ pub fn run(config: &Config, out: &Output) -> Result<Option<i32>, Error> {
         return Err(Error::Usage(format!(
             "{} is not marked as a lab (no lab built for it, no `{}: true` on its hosts): \
              drills break pairs on purpose; pass --yes to run them anyway",
-            path.display(),
+            inv.path.display(),
             super::LAB_VAR
         )));
     }
