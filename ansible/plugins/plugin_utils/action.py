@@ -73,9 +73,12 @@ class HactlAction(ActionBase):
             params['limit'] = task_vars['ansible_limit']
 
         def runner(argv, stdin):
+            # Without an inventory to send, hactl's stdin is empty rather
+            # than ansible-playbook's own.
+            feed = dict(input=stdin) if stdin is not None else dict(stdin=subprocess.DEVNULL)
             try:
-                done = subprocess.run(argv, input=stdin, capture_output=True, text=True,
-                                      env=env, check=False)
+                done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False,
+                                      **feed)
             except OSError as e:
                 return 127, '', 'error: cannot run %s: %s' % (argv[0], e)
             return done.returncode, done.stdout, done.stderr
