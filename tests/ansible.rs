@@ -1,6 +1,6 @@
 //! The Ansible collection (`ansible/`, hactl.vrrp) driven by a real
 //! `ansible-playbook` (ansible-core 2.19 from `scripts/ansible-venv`)
-//! against a lab of inventories/lab.yaml on 10.215.1.0/24, as root (issue
+//! against a lab of inventories/lab.yaml on 10.216.N.0/24, as root (issue
 //! 12). The collection is built and installed with `ansible-galaxy`, hactl
 //! is found on the PATH, and every step is one play on localhost whose
 //! registered result is read back: deploy (changed, VIPs on their
@@ -222,7 +222,9 @@ fn wait_for_holders(lab: &TestLab, vip: &str, want: &[&str], within: Duration) {
 #[test]
 fn the_collection_deploys_audits_and_drills_a_lab() {
     let name = format!("ans{:x}", std::process::id());
-    let lab = TestLab::up(&name, "10.215.1", |text, _| text);
+    // 10.216.N.0/24 is this binary's (deploy has 10.214, fleet 10.215).
+    let subnet = format!("10.216.{}", std::process::id() % 250);
+    let lab = TestLab::up(&name, &subnet, |text, _| text);
     let ansible = Ansible::new(&lab);
     let inventory = lab.inventory.clone();
     let original = fs::read_to_string(&inventory).unwrap();
