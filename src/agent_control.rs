@@ -19,26 +19,14 @@ use std::time::Duration;
 
 use hactl_agent::status::Status;
 
+pub use crate::facts::Supervisor;
 use crate::facts::{self, FactError, PidFileProcess, ProcessState};
 use crate::plan::Backend;
 use crate::remote_layout as layout;
 use crate::ssh::{HostSession, RemoteCommand, SshError, script_argv};
 
-/// `hactl-agent status` exits with this when the agent cannot be reached.
-const STATUS_UNREACHABLE: i32 = 3;
-
 /// How long `stop` waits for the daemon to exit after SIGTERM.
 const STOP_WAIT: Duration = Duration::from_secs(10);
-
-/// Who keeps the daemon running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Supervisor {
-    /// PID 1 is systemd: a unit.
-    Systemd,
-    /// hactl's pid file (the lab: no systemd inside its hosts).
-    Hactl,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -303,32 +291,8 @@ impl AgentControl {
 /// `hactl-agent status --json` on the host, parsed; `None` when the agent
 /// does not answer on its socket.
 pub async fn agent_status(session: &HostSession) -> Result<Option<Status>, ControlError> {
-    let command = RemoteCommand::new(&[
-        layout::AGENT_BIN,
-        "status",
-        "--socket",
-        layout::AGENT_SOCKET,
-        "--json",
-    ])
-    .become_(true)
-    .timeout(Duration::from_secs(10));
-    let out = session.output(&command).await?;
-    match out.status {
-        Some(0) => serde_json::from_slice(&out.stdout)
-            .map(Some)
-            .map_err(|source| ControlError::Status {
-                host: session.host().to_string(),
-                source,
-            }),
-        // Unreachable socket, or no agent binary yet.
-        Some(STATUS_UNREACHABLE) | Some(127) => Ok(None),
-        _ => Err(ControlError::Ssh(SshError::Remote(
-            crate::ssh::RemoteError {
-                host: session.host().to_string(),
-                command: session.render(&command)?,
-                status: out.status,
-                stderr: crate::ssh::bounded_stderr(&out.stderr),
-            },
-        ))),
-    }
+    Ok(match facts::gather(session, &facts::AgentStatus).await? {
+        facts::AgentAnswer::Up(status) => Some(*status),
+        facts::AgentAnswer::Down(_) => None,
+    })
 }

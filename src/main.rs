@@ -4,6 +4,6 @@
 use clap::Parser;
 
 fn main() {
-    let args = hactl::arguments::Arguments::parse();
-    std::process::exit(hactl::run(args));
+    let args = hactl::cli::Arguments::parse();
+    std::process::exit(hactl::cli::run(args));
 }

@@ -1,6 +1,9 @@
-//! Renders each host's files from the cluster plan with minijinja templates:
-//! today `keepalived.conf` (templates/keepalived.conf.j2, embedded as the
-//! default). A user's own templates come from `--templates DIR` or the
+//! Renders each host's files from the cluster plan: `keepalived.conf`
+//! (templates/keepalived.conf.j2, embedded as the default), the systemd
+//! unit of the agent (templates/hactl-agent.service.j2, installed where
+//! systemd runs) and the check scripts the inventory carries (`content:`).
+//! Every file deploy writes comes from here, so `hactl render` shows
+//! exactly what a host gets. A user's own templates come from `--templates DIR` or the
 //! host's `hactl_templates_dir`; a file missing there falls back to the
 //! built-in one. Output is a pure function of the plan: the same inventory
 //! gives byte-identical files.
@@ -15,13 +18,25 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::plan::secret::REDACTED;
-use crate::plan::{CheckPlan, ClusterPlan, HostPlan, PairPlan, State, Vip, format_centis};
+use crate::plan::{Backend, CheckPlan, ClusterPlan, HostPlan, PairPlan, State, Vip, format_centis};
+use crate::remote_layout as layout;
 
 /// The built-in templates, by file name.
-pub const BUILTIN: &[(&str, &str)] = &[(
-    "keepalived.conf.j2",
-    include_str!("../templates/keepalived.conf.j2"),
-)];
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "keepalived.conf.j2",
+        include_str!("../templates/keepalived.conf.j2"),
+    ),
+    (
+        "hactl-agent.service.j2",
+        include_str!("../templates/hactl-agent.service.j2"),
+    ),
+];
+
+/// The name of the VRRP config among a host's files.
+pub const CONFIG: &str = "keepalived.conf";
+/// The name of the agent's systemd unit among a host's files.
+pub const UNIT: &str = "hactl-agent.service";
 
 /// Whether the real secret goes into the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +63,40 @@ pub enum RenderError {
     },
 }
 
+/// When deploy installs a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Install {
+    Always,
+    /// Only on hosts where systemd is PID 1 (the agent's unit).
+    WithSystemd,
+}
+
+/// What a file is to deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileRole {
+    /// The daemon's configuration: validated on the host before it
+    /// replaces the old one; a change means a reload.
+    Config,
+    /// A check script the configuration runs: installed before the
+    /// configuration is validated.
+    CheckScript,
+    /// The agent's systemd unit.
+    Unit,
+}
+
 /// One rendered file: where it goes on the host, and its content.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderedFile {
-    /// File name (the deploy step decides the directory).
+    /// The file's name (`keepalived.conf`, `hactl-agent.service`, a check
+    /// script's file name).
     pub name: String,
+    /// Where it goes on the host.
+    pub path: String,
+    pub mode: u32,
+    pub role: FileRole,
+    pub install: Install,
     pub content: String,
 }
 
@@ -75,26 +119,62 @@ pub fn render_host(
         .or_else(|| hp.templates_dir.clone());
     let env = environment(dir.as_deref())?;
     let ctx = context(pair, hp, secrets);
+    let render = |file: &str| -> Result<String, RenderError> {
+        let template = format!("{file}.j2");
+        env.get_template(&template)
+            .and_then(|t| t.render(Serde(&ctx)))
+            .map_err(|source| RenderError::Template {
+                name: template,
+                source,
+            })
+    };
     let mut out = Vec::new();
-    for (file, _) in BUILTIN {
-        let tmpl = env
-            .get_template(file)
-            .map_err(|source| RenderError::Template {
-                name: file.to_string(),
-                source,
-            })?;
-        let content = tmpl
-            .render(Serde(&ctx))
-            .map_err(|source| RenderError::Template {
-                name: file.to_string(),
-                source,
-            })?;
+    for check in &pair.checks {
+        if let Some(content) = &check.content {
+            let name = check.script.rsplit('/').next().unwrap_or(&check.script);
+            out.push(RenderedFile {
+                name: name.to_string(),
+                path: check.script.clone(),
+                mode: 0o755,
+                role: FileRole::CheckScript,
+                install: Install::Always,
+                content: content.clone(),
+            });
+        }
+    }
+    if pair.backend == Backend::Agent {
         out.push(RenderedFile {
-            name: file.trim_end_matches(".j2").to_string(),
-            content,
+            name: UNIT.to_string(),
+            path: layout::AGENT_UNIT_FILE.to_string(),
+            mode: 0o644,
+            role: FileRole::Unit,
+            install: Install::WithSystemd,
+            content: render(UNIT)?,
         });
     }
+    out.push(RenderedFile {
+        name: CONFIG.to_string(),
+        path: layout::config_path(pair.backend).to_string(),
+        mode: 0o600,
+        role: FileRole::Config,
+        install: Install::Always,
+        content: render(CONFIG)?,
+    });
     Ok(out)
+}
+
+/// The host's `keepalived.conf`, as [`render_host`] renders it.
+pub fn render_config(
+    plan: &ClusterPlan,
+    host: &str,
+    templates: Option<&Path>,
+    secrets: Secrets,
+) -> Result<String, RenderError> {
+    Ok(render_host(plan, host, templates, secrets)?
+        .into_iter()
+        .find(|f| f.role == FileRole::Config)
+        .map(|f| f.content)
+        .unwrap_or_default())
 }
 
 fn environment(dir: Option<&Path>) -> Result<Environment<'static>, RenderError> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 mod support;
 
-use support::{HACTL, TestLab, text_of};
+use support::{HACTL, Pinger, TestLab, text_of};
 
 static NEXT_LAB: AtomicU8 = AtomicU8::new(0);
 
@@ -70,45 +70,6 @@ fn assert_vips_as_planned(lab: &TestLab) {
     }
 }
 
-/// Pings argv[1] every 10 ms (raw ICMP) until the file argv[2] exists;
-/// prints `ready` once the socket is open, then `SENT RECEIVED
-/// LONGEST_RUN_OF_LOST`.
-const PROBER: &str = r#"import os, select, socket, struct, sys, time
-vip, stop = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-ident = os.getpid() & 0xffff
-def checksum(b):
-    total = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    total = (total >> 16) + (total & 0xffff)
-    total += total >> 16
-    return ~total & 0xffff
-got, seq = set(), 0
-print("ready", flush=True)
-def drain(until):
-    while True:
-        left = until - time.time()
-        if left <= 0:
-            return
-        if select.select([s], [], [], left)[0]:
-            data = s.recv(2048)
-            ihl = (data[0] & 15) * 4
-            kind, _, _, rid, rseq = struct.unpack("!BBHHH", data[ihl:ihl + 8])
-            if kind == 0 and rid == ident:
-                got.add(rseq)
-while not os.path.exists(stop) and seq < 60000:
-    seq += 1
-    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"hactl-probe!"
-    packet = struct.pack("!BBHHH", 8, 0, checksum(body), ident, seq) + b"hactl-probe!"
-    s.sendto(packet, (vip, 0))
-    drain(time.time() + 0.01)
-drain(time.time() + 0.3)
-run = worst = 0
-for i in range(1, seq + 1):
-    run = 0 if i in got else run + 1
-    worst = max(worst, run)
-print(seq, len(got), worst, flush=True)
-"#;
-
 #[test]
 fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
     // The client sits outside the pairs: it pings a VIP during a deploy.
@@ -163,40 +124,11 @@ fn deploy_places_vips_then_changes_nothing_then_reloads_one_pair() {
     // Deployed while a client pings the VIP every 10 ms: only api_lb's
     // hosts are touched, by reload, and at most one advert interval (1 s,
     // 100 pings) of replies goes missing.
-    let stop = lab.dir.join("stop-prober");
-    let mut prober = Command::new(HACTL)
-        .args([
-            "-i",
-            lab.inventory.to_str().unwrap(),
-            "lab",
-            "exec",
-            "client",
-            "--",
-        ])
-        .args([
-            "python3",
-            "-c",
-            PROBER,
-            &lab.vip(110),
-            stop.to_str().unwrap(),
-        ])
-        .env("HACTL_LAB_DIR", lab.dir.join("labs"))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(prober.stdout.take().unwrap()));
-    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let pinger = Pinger::start(&lab, "client", &lab.vip(110));
     let (ok, report, stderr) = deploy_json(&lab, &[]);
-    fs::write(&stop, "").unwrap();
-    let counts = lines.next().unwrap().unwrap();
-    assert!(prober.wait().unwrap().success());
+    let (sent, received, worst) = pinger.finish();
     assert!(ok, "{stderr}");
-    let counts: Vec<u32> = counts
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    let (sent, received, worst) = (counts[0], counts[1], counts[2]);
-    assert!(sent > 200 && received > 0, "{counts:?}");
+    assert!(sent > 200 && received > 0, "{sent} {received}");
     assert!(
         worst <= 100,
         "lost {worst} pings in a row ({received}/{sent} answered)"

@@ -307,6 +307,40 @@ fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
         );
     }
 
+    // Each host sees its own processes only (issue 10: a PID namespace per
+    // host), sshd first: a process started on h1 over SSH is invisible to
+    // h2, and `pkill` on h2 cannot reach it.
+    let marker = format!("sleep 3{}", std::process::id() % 1000);
+    let h1 = &test_lab.hosts[0];
+    let started = ssh(
+        &identity,
+        h1,
+        &format!("setsid {marker} </dev/null >/dev/null 2>&1 & echo started"),
+    );
+    assert!(started.status.success(), "{}", text(&started.stderr));
+    let seen_on = |host: &str| {
+        text(
+            &test_lab
+                .in_host(
+                    host,
+                    &format!("pgrep -fx '{marker}' >/dev/null && echo yes || echo no"),
+                )
+                .stdout,
+        )
+    };
+    assert_eq!(seen_on("h1"), "yes");
+    assert_eq!(seen_on("h2"), "no");
+    let killed = test_lab.in_host("h2", &format!("pkill -fx '{marker}'; echo $?"));
+    assert_eq!(
+        text(&killed.stdout),
+        "1",
+        "h2's pkill found nothing to kill"
+    );
+    assert_eq!(seen_on("h1"), "yes");
+    let init = test_lab.in_host("h3", "cat /proc/1/comm");
+    assert_eq!(text(&init.stdout), "sshd");
+    test_lab.in_host("h1", &format!("pkill -fx '{marker}'"));
+
     // Status sees every host up.
     let status = lab.status().unwrap();
     let names: Vec<&str> = status.hosts.iter().map(|h| h.name.as_str()).collect();

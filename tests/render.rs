@@ -69,8 +69,26 @@ fn lab_configs_match_golden_files_and_are_stable() {
     let inv = lab();
     let inv = inv.to_str().unwrap();
     for host in LAB_HOSTS {
-        let first = hactl(&["-i", inv, "render", "--host", host]).stdout;
-        let second = hactl(&["-i", inv, "render", "--host", host]).stdout;
+        let first = hactl(&[
+            "-i",
+            inv,
+            "render",
+            "--host",
+            host,
+            "--file",
+            "keepalived.conf",
+        ])
+        .stdout;
+        let second = hactl(&[
+            "-i",
+            inv,
+            "render",
+            "--host",
+            host,
+            "--file",
+            "keepalived.conf",
+        ])
+        .stdout;
         assert_eq!(first, second, "render of {host} is not byte-identical");
         let text = String::from_utf8(first).unwrap();
         golden(
@@ -84,7 +102,19 @@ fn lab_configs_match_golden_files_and_are_stable() {
 fn secrets_are_redacted_on_stdout_and_written_in_full_with_mode_0600() {
     let inv = lab();
     let inv = inv.to_str().unwrap();
-    let shown = String::from_utf8(hactl(&["-i", inv, "render", "--host", "lb01"]).stdout).unwrap();
+    let shown = String::from_utf8(
+        hactl(&[
+            "-i",
+            inv,
+            "render",
+            "--host",
+            "lb01",
+            "--file",
+            "keepalived.conf",
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert!(shown.contains("auth_pass <redacted>"), "{shown}");
     assert!(!shown.contains("labpass"));
     let json = String::from_utf8(hactl(&["-i", inv, "--json", "render", "--host", "lb01"]).stdout)
@@ -134,6 +164,8 @@ fn user_templates_replace_the_builtin_ones() {
         "render",
         "--host",
         "lb02",
+        "--file",
+        "keepalived.conf",
     ]);
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use hactl::facts::{
-    self, AddressUse, DuplicateAddress, FileHash, Hostname, Interfaces, IpvsModule, IpvsState,
-    PidFileProcess, ProcessState, Resolve, Selinux, SelinuxMode, Sudo, SudoState, Sysctl,
-    TimeSyncFact, VrrpFirewall, VrrpProbe, VrrpReachability,
+    self, AddressUse, FileHash, Hostname, Interfaces, IpvsModule, IpvsState, PidFileProcess,
+    ProbeHost, ProcessState, Resolve, Selinux, SelinuxMode, Sudo, SudoState, Sysctl, TimeSyncFact,
+    VrrpFirewall, VrrpReachability,
 };
 use hactl::lab::{Lab, LabHost, LabName, LabPaths};
 use hactl::operations::{Plan, PutFile};
@@ -577,11 +577,7 @@ fn facts_match_the_lab() {
 
         // An operation: the first check plans an upload, the second is a
         // no-op with its reason.
-        let put = PutFile {
-            path: "/etc/hactl/op.conf".into(),
-            content: b"priority 100\n".to_vec(),
-            mode: 0o600,
-        };
+        let put = PutFile::new("/etc/hactl/op.conf", &b"priority 100\n"[..], 0o600);
         let plan = put.check(&s1).await.unwrap();
         assert!(!plan.is_noop(), "{plan:?}");
         put.apply(&s1, &plan).await.unwrap();
@@ -603,41 +599,51 @@ fn facts_match_the_lab() {
         };
         assert_eq!(facts::gather(&s1, &none).await.unwrap(), ProcessState::NoPidFile);
 
-        // Duplicate address: h2's address answers on the segment, a spare
-        // one does not, and h1's own is held locally.
-        let probe = |address: Ipv4Addr| DuplicateAddress {
-            interface: h1.interface.clone(),
-            address: address.into(),
-        };
-        let h2_mac = test_lab.in_host("h2", &format!("cat /sys/class/net/{}/address", h2.interface));
-        assert_eq!(
-            facts::gather(&s1, &probe(h2.address)).await.unwrap(),
-            AddressUse::InUse { mac: Some(h2_mac) }
-        );
+        // One probe exchange: VRRP both ways; h1 asks who holds h2's
+        // address (h2 answers ARP) and a spare one (nobody does).
         let spare = Ipv4Addr::new(10, 213, test_lab.subnet(), 99);
-        assert_eq!(facts::gather(&s1, &probe(spare)).await.unwrap(), AddressUse::Free);
+        let h2_mac = test_lab.in_host("h2", &format!("cat /sys/class/net/{}/address", h2.interface));
+        let ends = |targets: Vec<Ipv4Addr>| {
+            vec![
+                ProbeHost {
+                    session: &s1,
+                    address: h1.address,
+                    interface: h1.interface.clone(),
+                    arp_targets: targets,
+                },
+                ProbeHost {
+                    session: &s2,
+                    address: h2.address,
+                    interface: h2.interface.clone(),
+                    arp_targets: Vec::new(),
+                },
+            ]
+        };
+        let group = Ipv4Addr::new(224, 0, 0, 18);
+        let seen = facts::probe_pair(&ends(vec![h2.address, spare]), group).await;
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(seen.vrrp[&pair("h1", "h2")], VrrpReachability::Received);
+        assert_eq!(seen.vrrp[&pair("h2", "h1")], VrrpReachability::Received);
         assert_eq!(
-            facts::gather(&s1, &probe(h1.address)).await.unwrap(),
-            AddressUse::HeldLocally
+            seen.arp[&("h1".to_string(), h2.address)],
+            Ok(AddressUse::InUse { mac: Some(h2_mac) })
         );
+        assert_eq!(seen.arp[&("h1".to_string(), spare)], Ok(AddressUse::Free));
 
         // VRRP passes h1 -> h2 until h2's firewall drops it, and the
         // firewall fact names the rule.
-        let vrrp = VrrpProbe::multicast(h1.address, h2.address);
-        assert_eq!(
-            facts::probe_vrrp(&s1, &s2, &vrrp).await.unwrap(),
-            VrrpReachability::Received
-        );
         assert_eq!(facts::gather(&s2, &VrrpFirewall).await.unwrap().blocking, []);
         test_lab.in_host(
             "h2",
             "nft add table inet hx && nft add chain inet hx input '{ type filter hook input priority 0; }' \
              && nft add rule inet hx input ip protocol vrrp drop",
         );
+        let seen = facts::probe_pair(&ends(Vec::new()), group).await;
         assert_eq!(
-            facts::probe_vrrp(&s1, &s2, &vrrp).await.unwrap(),
+            seen.vrrp[&pair("h1", "h2")],
             VrrpReachability::NotReceived { sender_error: None }
         );
+        assert_eq!(seen.vrrp[&pair("h2", "h1")], VrrpReachability::Received);
         let rules = facts::gather(&s2, &VrrpFirewall).await.unwrap();
         let named: Vec<(&str, &str)> = rules
             .blocking

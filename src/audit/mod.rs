@@ -25,15 +25,9 @@ mod tests;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::config::Config;
-use crate::inventory::{Inventory, pattern};
 use crate::output::Output;
-use crate::plan::{self, ClusterPlan};
-use crate::ssh::{Pool, SshOptions};
-use crate::targets;
 
 pub use judge::{Finding, Kind, Report, Severity, judge};
 
@@ -58,136 +52,24 @@ pub struct AuditOptions {
     pub lock: PathBuf,
 }
 
-/// Why a run could not judge (all UNKNOWN).
+/// The report could not be delivered.
 #[derive(Debug, thiserror::Error)]
-enum Unjudged {
-    #[error(transparent)]
-    Lock(#[from] lock::LockError),
-    #[error(transparent)]
-    Cli(#[from] crate::error::Error),
-    #[error("cannot start the async runtime")]
-    Runtime(#[source] std::io::Error),
-    #[error(transparent)]
-    Ssh(#[from] crate::ssh::SshError),
-    #[error(transparent)]
-    Target(#[from] targets::TargetError),
-}
-
-/// Runs the audit; returns the Nagios exit code.
-pub fn run(config: &Config, options: &AuditOptions, out: &Output) -> i32 {
-    let started = std::time::Instant::now();
-    let result = lock::AuditLock::acquire(&options.lock)
-        .map_err(Unjudged::from)
-        .and_then(|lock| {
-            let report = audit(config, options);
-            drop(lock);
-            report
-        });
-    match result {
-        Ok(report) => {
-            let finished = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            let run = report::RunInfo {
-                finished,
-                duration_secs: started.elapsed().as_secs_f64(),
-            };
-            let text = match options.format {
-                Format::Table => report::table(&report),
-                Format::Nagios => report::nagios(&report),
-                Format::Prometheus => report::prometheus(&report, run),
-                Format::Json => {
-                    let mut text =
-                        serde_json::to_string_pretty(&report::json(&report)).unwrap_or_default();
-                    text.push('\n');
-                    text
-                }
-            };
-            match deliver(options, out, &text) {
-                Ok(()) => report.status.exit_code(),
-                Err(e) => {
-                    out.error(&crate::error_chain(&e));
-                    UNKNOWN_EXIT
-                }
-            }
-        }
-        Err(e) => {
-            let why = crate::error_chain(&e);
-            if options.format == Format::Nagios {
-                let _ = deliver(options, out, &report::nagios_unknown(&why));
-            }
-            out.error(&why);
-            UNKNOWN_EXIT
-        }
-    }
-}
-
-/// Loads the plan, asks the hosts, judges.
-fn audit(config: &Config, options: &AuditOptions) -> Result<Report, Unjudged> {
-    let path = config
-        .inventory
-        .as_deref()
-        .ok_or(crate::error::Error::NoInventory)?;
-    let inventory = Inventory::load(path).map_err(crate::error::Error::from)?;
-    let plan =
-        plan::resolve(&inventory, &|k| std::env::var(k).ok()).map_err(crate::error::Error::from)?;
-    let plan = limit_pairs(config, &inventory, plan)?;
-    let hosts: Vec<String> = plan
-        .pairs
-        .iter()
-        .flat_map(|p| p.hosts.iter().map(|h| h.name.clone()))
-        .collect();
-    let lab = targets::lab_identity(&inventory.path, &config.lab_root);
-    let targets = targets::targets(&inventory, &hosts, lab.as_ref())?;
-    let timeout = options.timeout.max(Duration::from_secs(1));
-    let ssh = SshOptions {
-        connect_timeout: (timeout / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)),
-        command_timeout: timeout,
-        forks: config.forks,
-        ..SshOptions::default()
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(Unjudged::Runtime)?;
-    let observations = runtime.block_on(async {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let pool = Arc::new(Pool::new(ssh)?);
-        let interrupt = pool.close_on_interrupt();
-        let observations = gather::gather_all(pool.clone(), &plan, &targets, deadline).await;
-        interrupt.abort();
-        pool.close_all();
-        Ok::<_, Unjudged>(observations)
-    })?;
-    Ok(judge(&plan, &observations))
-}
-
-/// With `--limit`, only the pairs with a selected host (a pair is judged
-/// as a whole).
-fn limit_pairs(
-    config: &Config,
-    inventory: &Inventory,
-    mut plan: ClusterPlan,
-) -> Result<ClusterPlan, crate::error::Error> {
-    let Some(limit) = &config.limit else {
-        return Ok(plan);
-    };
-    let selected = pattern::select(inventory, limit)?;
-    plan.pairs
-        .retain(|p| p.hosts.iter().any(|h| selected.contains(&h.name)));
-    if plan.pairs.is_empty() {
-        return Err(crate::error::Error::NoHosts(limit.clone()));
-    }
-    Ok(plan)
+pub enum DeliverError {
+    #[error("cannot write to stdout")]
+    Stdout(#[source] std::io::Error),
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The report to `--output` (atomically) or to stdout.
-fn deliver(options: &AuditOptions, out: &Output, text: &str) -> Result<(), crate::error::Error> {
+pub fn deliver(options: &AuditOptions, out: &Output, text: &str) -> Result<(), DeliverError> {
     match &options.output {
-        None => out.text(text),
-        Some(path) => write_atomically(path, text).map_err(|source| crate::error::Error::Write {
+        None => out.text(text).map_err(|e| DeliverError::Stdout(e.0)),
+        Some(path) => write_atomically(path, text).map_err(|source| DeliverError::Write {
             path: path.clone(),
             source,
         }),

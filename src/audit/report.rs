@@ -275,3 +275,17 @@ pub fn prometheus(report: &Report, run: RunInfo) -> String {
     );
     t
 }
+
+/// The report in the format asked for.
+pub fn render(report: &Report, format: super::Format, run: RunInfo) -> String {
+    match format {
+        super::Format::Table => table(report),
+        super::Format::Nagios => nagios(report),
+        super::Format::Prometheus => prometheus(report, run),
+        super::Format::Json => {
+            let mut text = serde_json::to_string_pretty(&json(report)).unwrap_or_default();
+            text.push('\n');
+            text
+        }
+    }
+}

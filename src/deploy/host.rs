@@ -4,19 +4,20 @@
 //! rollback from the `.prev` copies.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hactl_agent::config::keepalived_test::judge_config_test;
 use serde::Serialize;
 
-use super::{DeployOptions, Expectation, HostFailure, session_of, settle};
+use super::{DeployOptions, HostFailure};
 
 use crate::agent_control::AgentControl;
-use crate::facts::{self, FileHash, Interfaces};
-use crate::operations::sha256_hex;
+use crate::observe::{self, HostFacts, Limit, Observation, Wants};
+use crate::operations::{FileKind, HostStep, Plan, PutFile, WantedFile, plan_host};
 use crate::plan::{Backend, ClusterPlan, PairPlan, State};
 use crate::remote_layout as layout;
-use crate::render::{self, Secrets};
+use crate::render::{self, FileRole, Install, Secrets};
 use crate::ssh::{HostSession, Pool, RemoteCommand, Target, script_argv};
 
 /// Suffix of a file uploaded but not yet validated and installed.
@@ -48,35 +49,13 @@ while [ $# -ge 2 ]; do
   shift 2
 done"#;
 
-/// What the daemon needs after the files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// What the daemon needed after the files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     None,
     Start,
     Restart,
     Reload,
-}
-
-/// A file to replace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    pub path: String,
-    #[serde(skip)]
-    pub content: Vec<u8>,
-    pub mode: u32,
-    /// Replaced only after validation (the config).
-    #[serde(skip)]
-    pub validated: bool,
-}
-
-/// Everything one host needs.
-#[derive(Debug, Clone)]
-pub struct HostChange {
-    pub control: AgentControl,
-    pub files: Vec<Step>,
-    pub action: Action,
-    pub pid: Option<u32>,
 }
 
 /// What a successful host reports.
@@ -118,145 +97,227 @@ impl Undo {
     }
 }
 
+/// Every path whose hash deploy may compare on a host of `pair` (the
+/// binary, the unit, check scripts carried by the inventory, the config),
+/// so one round trip answers whatever the host turns out to need.
+pub(super) fn candidate_paths(pair: &PairPlan) -> Vec<String> {
+    let mut paths = Vec::new();
+    if pair.backend == Backend::Agent {
+        paths.push(layout::AGENT_BIN.to_string());
+        paths.push(layout::AGENT_UNIT_FILE.to_string());
+    }
+    paths.extend(
+        pair.checks
+            .iter()
+            .filter(|c| c.content.is_some())
+            .map(|c| c.script.clone()),
+    );
+    paths.push(layout::config_path(pair.backend).to_string());
+    paths
+}
+
+/// The files `host` must get (rendered, secrets in full), given whether
+/// systemd runs there.
+pub(super) fn wanted_files(
+    plan: &ClusterPlan,
+    pair: &PairPlan,
+    host: &str,
+    systemd: bool,
+    options: &DeployOptions,
+) -> Result<Vec<WantedFile>, HostFailure> {
+    let files = render::render_host(plan, host, options.templates.as_deref(), Secrets::Reveal)
+        .map_err(|source| HostFailure::Render {
+            host: host.to_string(),
+            source,
+        })?;
+    let mut wanted = Vec::new();
+    if pair.backend == Backend::Agent {
+        wanted.push(WantedFile {
+            file: options.agent_bin.clone(),
+            kind: FileKind::Binary,
+        });
+    }
+    for file in files {
+        if file.install == Install::WithSystemd && !systemd {
+            continue;
+        }
+        let kind = match file.role {
+            FileRole::Config => FileKind::Config,
+            FileRole::CheckScript => FileKind::CheckScript,
+            FileRole::Unit => FileKind::Unit,
+        };
+        wanted.push(WantedFile {
+            file: PutFile::new(file.path, file.content.into_bytes(), file.mode),
+            kind,
+        });
+    }
+    Ok(wanted)
+}
+
+pub(super) fn daemon_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Agent => "hactl-agent",
+        Backend::Keepalived => "keepalived",
+    }
+}
+
+/// A host's plan from its facts: the no-op (with reason) or the steps,
+/// each as a line of the report.
+pub(super) struct HostWork {
+    pub wanted: Vec<WantedFile>,
+    pub plan: Plan<HostStep>,
+    pub lines: Vec<String>,
+}
+
+pub(super) fn host_work(
+    plan: &ClusterPlan,
+    pair: &PairPlan,
+    host: &str,
+    facts: &HostFacts,
+    options: &DeployOptions,
+) -> Result<HostWork, HostFailure> {
+    let systemd = facts.control.supervisor == crate::facts::Supervisor::Systemd;
+    let wanted = wanted_files(plan, pair, host, systemd, options)?;
+    let mut hashes = BTreeMap::new();
+    for w in &wanted {
+        match facts.hashes.get(&w.file.path) {
+            Some(Ok(hash)) => {
+                hashes.insert(w.file.path.clone(), hash.clone());
+            }
+            Some(Err(why)) => {
+                return Err(HostFailure::Facts {
+                    host: host.to_string(),
+                    detail: why.clone(),
+                });
+            }
+            None => {}
+        }
+    }
+    let daemon = daemon_name(pair.backend);
+    let work = plan_host(&wanted, &hashes, facts.daemon.pid(), daemon);
+    let lines = match &work {
+        Plan::NoOp { reason } => vec![reason.clone()],
+        Plan::Steps { steps } => steps
+            .iter()
+            .map(|s| match s {
+                HostStep::Upload { .. } => s.to_string(),
+                other => format!("{} {daemon}{}", verb(other), suffix(other)),
+            })
+            .collect(),
+    };
+    Ok(HostWork {
+        wanted,
+        plan: work,
+        lines,
+    })
+}
+
+fn verb(step: &HostStep) -> &'static str {
+    match step {
+        HostStep::Start => "start",
+        HostStep::Restart => "restart",
+        HostStep::Reload => "reload",
+        HostStep::Upload { .. } => "upload",
+    }
+}
+
+fn suffix(step: &HostStep) -> &'static str {
+    if *step == HostStep::Reload {
+        " (SIGHUP)"
+    } else {
+        ""
+    }
+}
+
+/// Applies one host's work (module doc of `deploy`): nothing with
+/// `--check` or a no-op.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn deploy_host(
-    pool: &Pool,
+    pool: &Arc<Pool>,
     plan: &ClusterPlan,
     pair: &PairPlan,
     session: &HostSession,
-    targets: &BTreeMap<&str, &Target>,
+    facts: &HostFacts,
+    work: HostWork,
+    pair_targets: &[Target],
     options: &DeployOptions,
 ) -> Result<HostDone, HostFailure> {
     let host = session.host().to_string();
-    let files = render::render_host(plan, &host, options.templates.as_deref(), Secrets::Reveal)?;
-    let config = files
-        .iter()
-        .find(|f| f.name == "keepalived.conf")
-        .map(|f| f.content.clone())
-        .unwrap_or_default();
-    let control = AgentControl::detect(session, pair.backend).await?;
-    let mut wanted = Vec::new();
-    if pair.backend == Backend::Agent {
-        wanted.push(Step {
-            path: layout::AGENT_BIN.to_string(),
-            content: options.agent_bin.to_vec(),
-            mode: 0o755,
-            validated: false,
+    let Plan::Steps { steps } = &work.plan else {
+        return Ok(HostDone {
+            changed: false,
+            plan: work.lines,
+            diff: None,
+            undo: None,
         });
-    }
-    for check in &pair.checks {
-        if let Some(content) = &check.content {
-            wanted.push(Step {
-                path: check.script.clone(),
-                content: content.clone().into_bytes(),
-                mode: 0o755,
-                validated: false,
-            });
-        }
-    }
-    if pair.backend == Backend::Agent
-        && control.supervisor == crate::agent_control::Supervisor::Systemd
-    {
-        wanted.push(Step {
-            path: layout::AGENT_UNIT_FILE.to_string(),
-            content: include_str!("../../templates/hactl-agent.service.j2")
-                .split_once("-#}\n")
-                .map_or("", |(_, unit)| unit)
-                .as_bytes()
-                .to_vec(),
-            mode: 0o644,
-            validated: false,
-        });
-    }
-    let config_path = layout::config_path(pair.backend).to_string();
-    wanted.push(Step {
-        path: config_path.clone(),
-        content: config.into_bytes(),
-        mode: 0o600,
-        validated: true,
-    });
-    let mut changed_files = Vec::new();
-    for step in wanted {
-        let current = facts::gather(
-            session,
-            &FileHash {
-                path: step.path.clone(),
-            },
-        )
-        .await?;
-        if current.as_deref() != Some(sha256_hex(&step.content).as_str()) {
-            changed_files.push(step);
-        }
-    }
-    let pid = control.running_pid(session).await?;
-    let binary_changed = changed_files.iter().any(|s| s.path == layout::AGENT_BIN);
-    let config_changed = changed_files.iter().any(|s| s.path == config_path);
-    let action = match pid {
-        None => Action::Start,
-        Some(_) if binary_changed => Action::Restart,
-        Some(_) if config_changed => Action::Reload,
-        Some(_) => Action::None,
     };
-    let mut lines: Vec<String> = changed_files
+    let uploads: Vec<&WantedFile> = work
+        .wanted
         .iter()
-        .map(|s| format!("upload {} (mode {:o})", s.path, s.mode))
+        .filter(|w| {
+            steps
+                .iter()
+                .any(|s| matches!(s, HostStep::Upload { path, .. } if *path == w.file.path))
+        })
         .collect();
-    let daemon = match pair.backend {
-        Backend::Agent => "hactl-agent",
-        Backend::Keepalived => "keepalived",
-    };
-    match action {
-        Action::None => {}
-        Action::Start => lines.push(format!("start {daemon}")),
-        Action::Restart => lines.push(format!("restart {daemon}")),
-        Action::Reload => lines.push(format!("reload {daemon} (SIGHUP)")),
-    }
-    let changed = !lines.is_empty();
-    if !changed {
-        lines.push(format!(
-            "no change: files up to date, {daemon} running (pid {})",
-            pid.unwrap_or_default()
-        ));
-    }
+    let config_changed = uploads.iter().any(|w| w.kind == FileKind::Config);
     let diff = if options.diff && config_changed {
-        Some(config_diff(session, plan, &host, &config_path, options).await?)
+        Some(config_diff(plan, &host, facts, options)?)
     } else {
         None
     };
-    if options.check || !changed {
+    if options.check {
         return Ok(HostDone {
-            changed,
-            plan: lines,
+            changed: true,
+            plan: work.lines,
             diff,
             undo: None,
         });
     }
-    let host_plan = HostChange {
-        control,
-        files: changed_files,
-        action,
-        pid,
+    let action = if steps.contains(&HostStep::Start) {
+        Action::Start
+    } else if steps.contains(&HostStep::Restart) {
+        Action::Restart
+    } else if steps.contains(&HostStep::Reload) {
+        Action::Reload
+    } else {
+        Action::None
     };
-    let restore = apply(pool, pair, session, targets, &host_plan).await?;
+    let host_plan = HostChange {
+        control: facts.control,
+        files: uploads,
+        action,
+        pid: facts.daemon.pid(),
+    };
+    let restore = apply(pool, plan, pair, session, pair_targets, &host_plan).await?;
     Ok(HostDone {
         changed: true,
-        plan: lines,
+        plan: work.lines,
         diff,
         undo: Some(Undo {
-            control,
+            control: facts.control,
             restore,
             action,
         }),
     })
 }
 
+/// Everything one host needs applied.
+struct HostChange<'a> {
+    control: AgentControl,
+    files: Vec<&'a WantedFile>,
+    action: Action,
+    pid: Option<u32>,
+}
+
 /// Installs uploaded `.hactl-new` files; returns the (prev|new, path)
 /// words [`RESTORE`] takes to undo it.
-async fn install(session: &HostSession, files: &[&Step]) -> Result<Vec<String>, HostFailure> {
+async fn install(session: &HostSession, files: &[&WantedFile]) -> Result<Vec<String>, HostFailure> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
     let mut argv = vec!["sh".to_string(), "-c".into(), INSTALL.into(), "sh".into()];
-    argv.extend(files.iter().map(|s| s.path.clone()));
+    argv.extend(files.iter().map(|s| s.file.path.clone()));
     let installed = session
         .run(&RemoteCommand::new(&argv).become_(true))
         .await?;
@@ -269,11 +330,12 @@ async fn install(session: &HostSession, files: &[&Step]) -> Result<Vec<String>, 
 }
 
 async fn apply(
-    pool: &Pool,
+    pool: &Arc<Pool>,
+    cluster: &ClusterPlan,
     pair: &PairPlan,
     session: &HostSession,
-    targets: &BTreeMap<&str, &Target>,
-    plan: &HostChange,
+    pair_targets: &[Target],
+    plan: &HostChange<'_>,
 ) -> Result<Vec<String>, HostFailure> {
     let host = session.host().to_string();
     let mut mkdir = vec!["mkdir", "-p", "-m", "0755", "--"];
@@ -281,26 +343,26 @@ async fn apply(
     session
         .run(&RemoteCommand::new(&mkdir).become_(true))
         .await?;
-    for step in &plan.files {
+    for w in &plan.files {
         session
             .upload(
-                step.content.clone(),
-                &format!("{}{NEW_SUFFIX}", step.path),
-                step.mode,
+                w.file.content.clone(),
+                &format!("{}{NEW_SUFFIX}", w.file.path),
+                w.file.mode,
             )
             .await?;
     }
     // Check scripts go in first: the config check wants them in place.
-    let (late, early): (Vec<&Step>, Vec<&Step>) = plan
+    let (late, early): (Vec<&WantedFile>, Vec<&WantedFile>) = plan
         .files
         .iter()
-        .partition(|s| s.validated || s.path == layout::AGENT_BIN);
+        .partition(|w| matches!(w.kind, FileKind::Config | FileKind::Binary));
     let mut restore = install(session, &early).await?;
-    if let Some(config) = late.iter().find(|s| s.validated) {
-        let new_config = format!("{}{NEW_SUFFIX}", config.path);
+    if let Some(config) = late.iter().find(|w| w.kind == FileKind::Config) {
+        let new_config = format!("{}{NEW_SUFFIX}", config.file.path);
         let (checker, argv): (&'static str, Vec<String>) = match pair.backend {
             Backend::Agent => {
-                let binary = if late.iter().any(|s| s.path == layout::AGENT_BIN) {
+                let binary = if late.iter().any(|w| w.kind == FileKind::Binary) {
                     format!("{}{NEW_SUFFIX}", layout::AGENT_BIN)
                 } else {
                     layout::AGENT_BIN.to_string()
@@ -341,7 +403,7 @@ async fn apply(
         };
         if let Some(message) = rejection {
             let mut remove = vec!["rm".to_string(), "-f".into(), "--".into()];
-            remove.extend(late.iter().map(|s| format!("{}{NEW_SUFFIX}", s.path)));
+            remove.extend(late.iter().map(|w| format!("{}{NEW_SUFFIX}", w.file.path)));
             session
                 .run(&RemoteCommand::new(&remove).become_(true))
                 .await?;
@@ -369,7 +431,7 @@ async fn apply(
         Action::Reload => control.reload(session).await,
     };
     let health = match acted {
-        Ok(()) => wait_healthy(pool, pair, session, targets, control).await,
+        Ok(()) => wait_healthy(pool, cluster, pair, &host, pair_targets).await,
         Err(e) => Err(e.to_string()),
     };
     let Err(mut detail) = health else {
@@ -414,139 +476,98 @@ fn settle_time(pair: &PairPlan) -> Duration {
     Duration::from_millis(u64::from(advert) * 10 * 4) + Duration::from_secs(8)
 }
 
-/// What this host's instances should look like now.
-async fn expectations(
-    pool: &Pool,
+/// Waits until `host` is healthy (module doc of `deploy`), looking at the
+/// whole pair each time (one round trip per host): whether an instance's
+/// master runs decides what its backups may be. A look that gets no
+/// answer in time says nothing about health: a loaded host is slow, not
+/// unhealthy, so such looks are retried for up to [`SLOW_HOST_GRACE`]
+/// beyond the settle time.
+pub(super) async fn wait_healthy(
+    pool: &Arc<Pool>,
+    cluster: &ClusterPlan,
     pair: &PairPlan,
     host: &str,
-    targets: &BTreeMap<&str, &Target>,
-    control: AgentControl,
-) -> Vec<Expectation> {
-    let mut running: BTreeMap<String, bool> = BTreeMap::new();
-    for h in &pair.hosts {
-        let runs = match session_of(pool, targets, &h.name).await {
-            Some(s) => control.running_pid(&s).await.ok().flatten().is_some(),
-            None => false,
-        };
-        running.insert(h.name.clone(), runs);
+    pair_targets: &[Target],
+) -> Result<(), String> {
+    let settled_by = tokio::time::Instant::now() + settle_time(pair);
+    let slow_by = settled_by + SLOW_HOST_GRACE;
+    loop {
+        let seen = observe::observe(
+            pool,
+            cluster,
+            pair_targets,
+            &Wants::placement(),
+            Limit::PerHost(LOOK_TIMEOUT),
+        )
+        .await;
+        let verdict = judge_health(pair, host, &seen);
+        let answered = pair
+            .hosts
+            .iter()
+            .all(|h| matches!(seen.hosts.get(&h.name), Some(observe::HostView::Reached(_))));
+        let now = tokio::time::Instant::now();
+        match verdict {
+            Ok(()) => return Ok(()),
+            Err(why) if now >= slow_by || (answered && now >= settled_by) => return Err(why),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
     }
-    pair.instances
-        .iter()
-        .filter_map(|inst| {
-            let role = inst.role(host)?;
-            Some(Expectation {
-                instance: inst.name.clone(),
-                state: role.state,
-                master_runs: running.get(&inst.master).copied().unwrap_or(false),
-            })
-        })
-        .collect()
 }
 
-/// Waits until the host is healthy (module doc of `deploy`).
-pub(super) async fn wait_healthy(
-    pool: &Pool,
-    pair: &PairPlan,
-    session: &HostSession,
-    targets: &BTreeMap<&str, &Target>,
-    control: AgentControl,
-) -> Result<(), String> {
-    let host = session.host().to_string();
-    let expect = expectations(pool, pair, &host, targets, control).await;
-    settle(settle_time(pair), || async {
-        if control
-            .running_pid(session)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_none()
-        {
-            return Err(format!("{} is not running", daemon_name(pair.backend)));
-        }
-        let held = held_vips(session, pair, control).await?;
-        for e in &expect {
-            let Some(inst) = pair.instances.iter().find(|i| i.name == e.instance) else {
-                continue;
-            };
-            let (state, present) = held
-                .get(&e.instance)
-                .cloned()
-                .ok_or_else(|| format!("instance {} is not running", e.instance))?;
-            let all = present == inst.vips.len();
-            match e.state {
-                State::Master if state == "MASTER" && all => {}
-                State::Master => {
-                    return Err(format!(
-                        "instance {} is {state} with {present}/{} VIPs, wants MASTER with all",
-                        e.instance,
-                        inst.vips.len()
-                    ));
-                }
-                State::Backup if state == "BACKUP" && present == 0 => {}
-                State::Backup if !e.master_runs && (state == "MASTER" || state == "BACKUP") => {}
-                State::Backup => {
-                    return Err(format!(
-                        "instance {} is {state} holding {present} VIPs, wants BACKUP holding none",
-                        e.instance
-                    ));
-                }
+/// How long one look at a host may take while deploy waits.
+const LOOK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer deploy waits for a host whose looks go unanswered.
+const SLOW_HOST_GRACE: Duration = Duration::from_secs(60);
+
+/// Whether `host` is healthy in `seen` (pure; see the module doc of
+/// `deploy`): its daemon runs, each of its instances is in its planned
+/// state with all its VIPs (master) or none (backup); a backup may be
+/// MASTER while its instance's master does not run yet.
+pub fn judge_health(pair: &PairPlan, host: &str, seen: &Observation) -> Result<(), String> {
+    let facts = match seen.hosts.get(host) {
+        Some(observe::HostView::Reached(facts)) => facts,
+        Some(observe::HostView::Unreachable(why)) => return Err(why.clone()),
+        None => return Err("not looked at".into()),
+    };
+    if !facts.daemon_up() {
+        return Err(format!("{} is not running", daemon_name(pair.backend)));
+    }
+    for inst in &pair.instances {
+        let Some(role) = inst.role(host) else {
+            continue;
+        };
+        let view = seen.instance(pair, inst);
+        let Some(mine) = view.host(host) else {
+            continue;
+        };
+        let state = mine
+            .state
+            .clone()
+            .ok_or_else(|| format!("instance {} is not running", inst.name))?;
+        let present = mine.holds.len();
+        let master_runs = view
+            .host(&inst.master)
+            .is_some_and(|m| m.daemon_up == Some(true));
+        match role.state {
+            State::Master if state == "MASTER" && present == inst.vips.len() => {}
+            State::Master => {
+                return Err(format!(
+                    "instance {} is {state} with {present}/{} VIPs, wants MASTER with all",
+                    inst.name,
+                    inst.vips.len()
+                ));
+            }
+            State::Backup if state == "BACKUP" && present == 0 => {}
+            State::Backup if !master_runs && (state == "MASTER" || state == "BACKUP") => {}
+            State::Backup => {
+                return Err(format!(
+                    "instance {} is {state} holding {present} VIPs, wants BACKUP holding none",
+                    inst.name
+                ));
             }
         }
-        Ok(())
-    })
-    .await
-}
-
-fn daemon_name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Agent => "hactl-agent",
-        Backend::Keepalived => "keepalived",
     }
-}
-
-/// Per instance: its state and how many of its VIPs are on the host. The
-/// agent's status gives both; for keepalived the state is read from the
-/// interface (all VIPs held: MASTER, none: BACKUP).
-async fn held_vips(
-    session: &HostSession,
-    pair: &PairPlan,
-    control: AgentControl,
-) -> Result<BTreeMap<String, (String, usize)>, String> {
-    let mut out = BTreeMap::new();
-    if pair.backend == Backend::Agent {
-        let status = control
-            .status(session)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or("the agent does not answer on its status socket")?;
-        for inst in status.instances {
-            let present = inst.vips.iter().filter(|v| v.present).count();
-            out.insert(inst.name, (inst.state, present));
-        }
-        return Ok(out);
-    }
-    let interfaces = facts::gather(session, &Interfaces)
-        .await
-        .map_err(|e| e.to_string())?;
-    for inst in &pair.instances {
-        let present = inst
-            .vips
-            .iter()
-            .filter(|vip| {
-                interfaces.iter().any(|i| {
-                    i.addresses
-                        .iter()
-                        .any(|a| a.address == std::net::IpAddr::V4(vip.address))
-                })
-            })
-            .count();
-        let state = if present == inst.vips.len() {
-            "MASTER"
-        } else {
-            "BACKUP"
-        };
-        out.insert(inst.name.clone(), (state.to_string(), present));
-    }
-    Ok(out)
+    Ok(())
 }
 
 /// The host's config and the new one, both redacted (`--diff`).
@@ -568,27 +589,24 @@ impl ConfigDiff {
     }
 }
 
-/// The host's config as it is (empty when missing) and as it would be.
-async fn config_diff(
-    session: &HostSession,
+/// The host's config (from its facts; empty when it has none) and the
+/// new one.
+fn config_diff(
     plan: &ClusterPlan,
     host: &str,
-    path: &str,
+    facts: &HostFacts,
     options: &DeployOptions,
 ) -> Result<ConfigDiff, HostFailure> {
-    let current = session
-        .output(&RemoteCommand::new(&["cat", "--", path]).become_(true))
-        .await?;
-    let old = if current.success() {
-        redact(&current.stdout_text())
-    } else {
-        String::new()
+    let path = layout::config_path(facts.control.backend);
+    let old = match &facts.config {
+        Some(Ok(Some(text))) => redact(text),
+        _ => String::new(),
     };
-    let new = render::render_host(plan, host, options.templates.as_deref(), Secrets::Redact)?
-        .into_iter()
-        .find(|f| f.name == "keepalived.conf")
-        .map(|f| f.content)
-        .unwrap_or_default();
+    let new = render::render_config(plan, host, options.templates.as_deref(), Secrets::Redact)
+        .map_err(|source| HostFailure::Render {
+            host: host.to_string(),
+            source,
+        })?;
     Ok(ConfigDiff {
         path: path.to_string(),
         before: old,

@@ -24,22 +24,22 @@
 
 mod host;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::agent_control::ControlError;
 use crate::facts::FactError;
-use crate::output::Progress;
-use crate::plan::{ClusterPlan, PairPlan, State};
+use crate::observe::{self, HostView, Limit, Wants};
+use crate::output::{Progress, plain_table};
+use crate::plan::{ClusterPlan, PairPlan};
 use crate::preflight::{self, PreflightReport};
 use crate::render::RenderError;
-use crate::ssh::{HostSession, Pool, SshError, Target};
+use crate::ssh::{Pool, SshError, Target};
 
-pub use host::{Action, ConfigDiff, HostChange, Step, Undo};
+pub use host::{Action, ConfigDiff, HostDone, Undo, judge_health, redact};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -48,26 +48,37 @@ pub struct DeployOptions {
     pub check: bool,
     /// Show config differences (secrets redacted).
     pub diff: bool,
-    /// The agent binary's bytes (backend agent).
-    pub agent_bin: Arc<Vec<u8>>,
-    pub templates: Option<PathBuf>,
+    /// The agent binary at its path on the hosts (backend agent), hashed
+    /// once for every host.
+    pub agent_bin: crate::operations::PutFile,
+    pub templates: Option<std::path::PathBuf>,
     /// The hosts are a `hactl lab`.
     pub in_lab: bool,
+    /// How many pairs are rolled at once.
+    pub forks: usize,
 }
 
-/// Why a host failed.
+/// Why a host failed. Every message names the host once.
 #[derive(Debug, thiserror::Error)]
 pub enum HostFailure {
-    #[error("preflight failed: {0}")]
-    Preflight(String),
+    #[error("{host}: preflight failed: {detail}")]
+    Preflight { host: String, detail: String },
     #[error(transparent)]
     Ssh(#[from] SshError),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error(transparent)]
     Fact(#[from] FactError),
-    #[error(transparent)]
-    Render(#[from] RenderError),
+    #[error("{host}: cannot read its files: {detail}")]
+    Facts { host: String, detail: String },
+    #[error("{host}: cannot be looked at: {detail}")]
+    Unreachable { host: String, detail: String },
+    #[error("{host}: cannot render its files")]
+    Render {
+        host: String,
+        #[source]
+        source: RenderError,
+    },
     #[error("{host}: {checker} rejected the new config (nothing changed): {message}")]
     Rejected {
         host: String,
@@ -82,8 +93,8 @@ pub enum HostFailure {
         detail: String,
         rollback: String,
     },
-    #[error("not deployed: {0} of this pair failed first")]
-    PairStopped(String),
+    #[error("{host}: not deployed: {first} of this pair failed first")]
+    PairStopped { host: String, first: String },
 }
 
 /// One host's line of the summary.
@@ -94,6 +105,7 @@ pub struct HostReport {
     /// A non-empty plan was applied (or would be, with --check).
     pub changed: bool,
     pub ok: bool,
+    /// Why it failed; the message names the host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// What was (or would be) done, or the no-op's reason.
@@ -102,17 +114,23 @@ pub struct HostReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     /// The same config before and after, whole, for tools that show
-    /// their own diff (the Ansible collection's `diff` mode).
+    /// their own diff (the Ansible collection's diff mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_diff: Option<ConfigDiff>,
     pub rolled_back: bool,
     pub seconds: f64,
+    /// When work on this host began and ended (seconds since the epoch):
+    /// shows the rolling order within a pair and pairs side by side.
+    pub started: f64,
+    pub finished: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployReport {
     pub check: bool,
     pub hosts: Vec<HostReport>,
+    /// The preflight of the pairs that had something to change (a pair
+    /// with nothing to change is not preflighted).
     pub preflight: PreflightReport,
 }
 
@@ -120,96 +138,79 @@ impl DeployReport {
     pub fn ok(&self) -> bool {
         self.hosts.iter().all(|h| h.ok)
     }
+
+    /// `hactl deploy`: the plan per host, the diffs, then the summary.
+    pub fn text(&self) -> String {
+        let report = self;
+        let mut text = String::new();
+        for h in &report.hosts {
+            text.push_str(&format!("{} ({}):\n", h.host, h.pair));
+            for line in &h.plan {
+                text.push_str(&format!("  {line}\n"));
+            }
+            if let Some(e) = &h.error {
+                text.push_str(&format!("  FAILED: {e}\n"));
+            }
+            if let Some(diff) = &h.diff {
+                text.push_str(diff);
+            }
+        }
+        let mut table = plain_table(vec!["host", "changed", "ok", "failed", "time"]);
+        for h in &report.hosts {
+            table.add_row(vec![
+                h.host.clone(),
+                if h.changed { "yes" } else { "no" }.to_string(),
+                if h.ok { "yes" } else { "no" }.to_string(),
+                if h.ok { "" } else { "FAILED" }.to_string(),
+                format!("{:.1}s", h.seconds),
+            ]);
+        }
+        let title = if report.check {
+            "deploy --check (nothing changed)"
+        } else {
+            "deploy"
+        };
+        format!("{text}\n{title}\n{table}\n")
+    }
 }
 
-/// Deploys every pair host in `targets` (hosts of the plan selected by
-/// the caller).
+/// How long one host may take to answer deploy's first look.
+const LOOK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Deploys every pair host in `targets` (hosts of the plan selected by the
+/// caller): up to `forks` pairs at once, each rolled on its own.
 pub async fn deploy(
-    pool: &Pool,
+    pool: &Arc<Pool>,
     plan: &ClusterPlan,
     targets: &[Target],
     options: &DeployOptions,
     progress: &Progress,
 ) -> DeployReport {
-    progress.message("preflight");
-    let preflight = preflight::run(pool, plan, targets, options.in_lab).await;
-    let by_host: BTreeMap<&str, &Target> = targets.iter().map(|t| (t.host.as_str(), t)).collect();
-    let mut hosts = Vec::new();
-    for pair in &plan.pairs {
-        let order = rolling_order(pair);
-        let mut stopped_by: Option<String> = None;
-        // Hosts of this pair changed so far, to undo if a later one fails.
-        let mut applied: Vec<(usize, Arc<HostSession>, Undo)> = Vec::new();
-        for name in order {
-            let Some(target) = by_host.get(name.as_str()) else {
-                continue;
-            };
-            let started = Instant::now();
-            progress.message(&format!("{}: {name}", pair.name));
-            let failures: Vec<String> = preflight
-                .checks
+    let permits = Semaphore::new(options.forks.max(1));
+    let permits = &permits;
+    let jobs = plan
+        .pairs
+        .iter()
+        .map(|pair| {
+            let pair_targets: Vec<Target> = targets
                 .iter()
-                .filter(|c| c.host == name && c.outcome == preflight::Outcome::Fail)
-                .map(|c| format!("{}: {}", c.check, c.detail))
+                .filter(|t| pair.host(&t.host).is_some())
+                .cloned()
                 .collect();
-            let mut session = None;
-            let result = if let Some(first) = &stopped_by {
-                Err(HostFailure::PairStopped(first.clone()))
-            } else if !failures.is_empty() {
-                Err(HostFailure::Preflight(failures.join("; ")))
-            } else {
-                match pool.connect(target).await {
-                    Ok(s) => {
-                        session = Some(s.clone());
-                        host::deploy_host(pool, plan, pair, &s, &by_host, options).await
-                    }
-                    Err(e) => Err(e.into()),
+            async move {
+                if pair_targets.is_empty() {
+                    return (Vec::new(), PreflightReport::default());
                 }
-            };
-            let report = match result {
-                Ok(mut done) => {
-                    if let (Some(undo), Some(s)) = (done.undo.take(), session) {
-                        applied.push((hosts.len(), s, undo));
-                    }
-                    HostReport {
-                        host: name.clone(),
-                        pair: pair.name.clone(),
-                        changed: done.changed,
-                        ok: true,
-                        error: None,
-                        plan: done.plan,
-                        diff: done.diff.as_ref().map(|d| d.unified(&name)),
-                        config_diff: done.diff,
-                        rolled_back: false,
-                        seconds: started.elapsed().as_secs_f64(),
-                    }
-                }
-                Err(failure) => {
-                    let touched = matches!(
-                        failure,
-                        HostFailure::Unhealthy { .. } | HostFailure::RollbackFailed { .. }
-                    );
-                    if touched || matches!(failure, HostFailure::Rejected { .. }) {
-                        stopped_by.get_or_insert_with(|| name.clone());
-                        undo_pair(&mut applied, &mut hosts, &name).await;
-                    }
-                    HostReport {
-                        host: name.clone(),
-                        pair: pair.name.clone(),
-                        changed: false,
-                        ok: false,
-                        error: Some(crate::error_chain(&failure)),
-                        plan: Vec::new(),
-                        diff: None,
-                        config_diff: None,
-                        rolled_back: matches!(failure, HostFailure::Unhealthy { .. }),
-                        seconds: started.elapsed().as_secs_f64(),
-                    }
-                }
-            };
-            progress.advance();
-            hosts.push(report);
-        }
+                let _permit = permits.acquire().await.ok();
+                deploy_pair(pool, plan, pair, &pair_targets, options, progress).await
+            }
+        })
+        .collect();
+    let mut hosts = Vec::new();
+    let mut preflight = PreflightReport::default();
+    for (pair_hosts, pair_preflight) in crate::ssh::join_all(jobs).await {
+        hosts.extend(pair_hosts);
+        preflight.checks.extend(pair_preflight.checks);
     }
     DeployReport {
         check: options.check,
@@ -218,23 +219,215 @@ pub async fn deploy(
     }
 }
 
+/// One pair: one look at its hosts (daemon, file hashes, config when a
+/// diff is asked), the plan of each; a pair with something to change is
+/// preflighted, then rolled backups first and master last, each host
+/// healthy before the next; a host that fails after changing undoes the
+/// pair's earlier hosts and stops the pair.
+async fn deploy_pair(
+    pool: &Arc<Pool>,
+    plan: &ClusterPlan,
+    pair: &PairPlan,
+    pair_targets: &[Target],
+    options: &DeployOptions,
+    progress: &Progress,
+) -> (Vec<HostReport>, PreflightReport) {
+    let started = Instant::now();
+    progress.message(&format!("{}: looking", pair.name));
+    let wants = Wants {
+        agent_status: false,
+        config: options.diff,
+        ledger: false,
+        hashes: host::candidate_paths(pair),
+    };
+    let seen = observe::observe(
+        pool,
+        plan,
+        pair_targets,
+        &wants,
+        Limit::PerHost(LOOK_TIMEOUT),
+    )
+    .await;
+    // Each host's work, or why it cannot be planned.
+    let mut work = std::collections::BTreeMap::new();
+    for target in pair_targets {
+        let planned = match seen.hosts.get(&target.host) {
+            Some(HostView::Reached(facts)) => {
+                host::host_work(plan, pair, &target.host, facts, options)
+            }
+            Some(HostView::Unreachable(why)) => Err(HostFailure::Unreachable {
+                host: target.host.clone(),
+                detail: why.clone(),
+            }),
+            None => Err(HostFailure::Unreachable {
+                host: target.host.clone(),
+                detail: "not looked at".into(),
+            }),
+        };
+        work.insert(target.host.clone(), planned);
+    }
+    let changes = work
+        .values()
+        .any(|w| !matches!(w, Ok(w) if w.plan.is_noop()));
+    let preflight = if changes {
+        progress.message(&format!("{}: preflight", pair.name));
+        preflight::run(pool, plan, pair_targets, options.in_lab).await
+    } else {
+        PreflightReport::default()
+    };
+    let look_time = started.elapsed();
+    let mut reports: Vec<HostReport> = Vec::new();
+    let mut stopped_by: Option<String> = None;
+    // Hosts of this pair changed so far, to undo if a later one fails.
+    let mut applied: Vec<(usize, String, Undo)> = Vec::new();
+    for name in rolling_order(pair) {
+        let Some(target) = pair_targets.iter().find(|t| t.host == name) else {
+            continue;
+        };
+        let started = Instant::now();
+        let started_wall = unix_now();
+        progress.message(&format!("{}: {name}", pair.name));
+        let failures: Vec<String> = preflight
+            .checks
+            .iter()
+            .filter(|c| c.host == name && c.outcome == preflight::Outcome::Fail)
+            .map(|c| format!("{}: {}", c.check, c.detail))
+            .collect();
+        let planned = work.remove(&name).unwrap_or_else(|| {
+            Err(HostFailure::Unreachable {
+                host: name.clone(),
+                detail: "not looked at".into(),
+            })
+        });
+        let result = if let Some(first) = &stopped_by {
+            Err(HostFailure::PairStopped {
+                host: name.clone(),
+                first: first.clone(),
+            })
+        } else if !failures.is_empty() {
+            Err(HostFailure::Preflight {
+                host: name.clone(),
+                detail: failures.join("; "),
+            })
+        } else {
+            match (planned, seen.facts(&name)) {
+                (Err(e), _) => Err(e),
+                (Ok(w), Some(facts)) => match pool.connect(target).await {
+                    Ok(session) => {
+                        host::deploy_host(
+                            pool,
+                            plan,
+                            pair,
+                            &session,
+                            facts,
+                            w,
+                            pair_targets,
+                            options,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(e.into()),
+                },
+                (Ok(_), None) => Err(HostFailure::Unreachable {
+                    host: name.clone(),
+                    detail: "not looked at".into(),
+                }),
+            }
+        };
+        // The first host's time includes the pair's look and preflight.
+        let seconds = (started.elapsed()
+            + if reports.is_empty() {
+                look_time
+            } else {
+                Duration::ZERO
+            })
+        .as_secs_f64();
+        let report = match result {
+            Ok(mut done) => {
+                if let Some(undo) = done.undo.take() {
+                    applied.push((reports.len(), name.clone(), undo));
+                }
+                HostReport {
+                    host: name.clone(),
+                    pair: pair.name.clone(),
+                    changed: done.changed,
+                    ok: true,
+                    error: None,
+                    plan: done.plan,
+                    diff: done.diff.as_ref().map(|d| d.unified(&name)),
+                    config_diff: done.diff,
+                    rolled_back: false,
+                    seconds,
+                    started: started_wall,
+                    finished: unix_now(),
+                }
+            }
+            Err(failure) => {
+                let touched = matches!(
+                    failure,
+                    HostFailure::Unhealthy { .. }
+                        | HostFailure::RollbackFailed { .. }
+                        | HostFailure::Rejected { .. }
+                );
+                if touched {
+                    stopped_by.get_or_insert_with(|| name.clone());
+                    undo_pair(pool, pair_targets, &mut applied, &mut reports, &name).await;
+                }
+                HostReport {
+                    host: name.clone(),
+                    pair: pair.name.clone(),
+                    changed: false,
+                    ok: false,
+                    error: Some(crate::error_chain(&failure)),
+                    plan: Vec::new(),
+                    diff: None,
+                    config_diff: None,
+                    rolled_back: matches!(failure, HostFailure::Unhealthy { .. }),
+                    seconds,
+                    started: started_wall,
+                    finished: unix_now(),
+                }
+            }
+        };
+        progress.advance();
+        reports.push(report);
+    }
+    (reports, preflight)
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
 /// Puts the hosts of a pair changed before `failed` back as they were, so
 /// the pair is left as it was; each is reported as rolled back.
 async fn undo_pair(
-    applied: &mut Vec<(usize, Arc<HostSession>, Undo)>,
-    hosts: &mut [HostReport],
+    pool: &Pool,
+    pair_targets: &[Target],
+    applied: &mut Vec<(usize, String, Undo)>,
+    reports: &mut [HostReport],
     failed: &str,
 ) {
-    for (index, session, undo) in applied.drain(..).rev() {
-        let Some(report) = hosts.get_mut(index) else {
+    for (index, host, undo) in applied.drain(..).rev() {
+        let Some(report) = reports.get_mut(index) else {
             continue;
         };
         report.ok = false;
         report.rolled_back = true;
-        report.error = Some(match undo.run(&session).await {
-            Ok(()) => format!("rolled back: {failed} of this pair failed"),
+        let result = match pair_targets.iter().find(|t| t.host == host) {
+            Some(target) => match pool.connect(target).await {
+                Ok(session) => undo.run(&session).await,
+                Err(e) => Err(e.into()),
+            },
+            None => Ok(()),
+        };
+        report.error = Some(match result {
+            Ok(()) => format!("{host}: rolled back: {failed} of this pair failed"),
             Err(e) => format!(
-                "{failed} of this pair failed and the rollback failed: {}",
+                "{host}: {failed} of this pair failed and the rollback failed: {}",
                 crate::error_chain(&e)
             ),
         });
@@ -264,41 +457,6 @@ pub fn rolling_order(pair: &PairPlan) -> Vec<String> {
         .collect();
     hosts.sort_by_key(|(mastered, first, i, _)| (*first, *mastered, *i));
     hosts.into_iter().map(|(_, _, _, name)| name).collect()
-}
-
-/// What the host's instances should look like, given which masters run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expectation {
-    pub instance: String,
-    pub state: State,
-    /// The instance's planned master runs, so a backup must be BACKUP.
-    pub master_runs: bool,
-}
-
-/// Polls `probe` until it returns `Ok(())` or the deadline passes; the
-/// last complaint is the error.
-pub(crate) async fn settle<F, Fut>(limit: Duration, mut probe: F) -> Result<(), String>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        match probe().await {
-            Ok(()) => return Ok(()),
-            Err(why) if Instant::now() >= deadline => return Err(why),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
-/// The session of another host of the run, if it connected.
-pub(crate) async fn session_of(
-    pool: &Pool,
-    targets: &BTreeMap<&str, &Target>,
-    host: &str,
-) -> Option<Arc<HostSession>> {
-    pool.connect(targets.get(host)?).await.ok()
 }
 
 #[cfg(test)]
@@ -356,5 +514,45 @@ mod tests {
                 .any(|m| m.contains("hactl_nonlocal_bind") && m.contains("true or false")),
             "{messages:?}"
         );
+    }
+
+    #[test]
+    fn deploy_summary() {
+        let host = |name: &str, changed, error: Option<&str>, plan: &[&str]| HostReport {
+            host: name.into(),
+            pair: "web_lb".into(),
+            changed,
+            ok: error.is_none(),
+            error: error.map(str::to_string),
+            plan: plan.iter().map(|s| s.to_string()).collect(),
+            diff: None,
+            config_diff: None,
+            rolled_back: false,
+            seconds: 1.25,
+            started: 0.0,
+            finished: 1.25,
+        };
+        let report = DeployReport {
+            check: false,
+            hosts: vec![
+                host(
+                    "lb02",
+                    true,
+                    None,
+                    &[
+                        "upload /etc/hactl/keepalived.conf (mode 600)",
+                        "reload hactl-agent (SIGHUP)",
+                    ],
+                ),
+                host(
+                    "lb01",
+                    false,
+                    Some("not deployed: lb02 of this pair failed first"),
+                    &[],
+                ),
+            ],
+            preflight: PreflightReport::default(),
+        };
+        crate::output::golden("deploy_summary.txt", &report.text());
     }
 }

@@ -24,19 +24,15 @@
 //! clock: comparable with the controller's in the lab (one kernel), off by
 //! the hosts' clock offset elsewhere.
 
-pub mod command;
 pub mod prober;
 pub mod report;
 pub mod scenario;
 
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::agent_control::{self, AgentControl, Supervisor};
-use crate::facts::{self, Interfaces};
-use crate::inventory::Inventory;
-use crate::inventory::yaml::Value;
+use crate::observe::{self, HostView, InstanceView, Observation, Wants};
 use crate::output::Progress;
 use crate::plan::{Backend, ClusterPlan, InstancePlan, PairPlan};
 use crate::remote_layout as layout;
@@ -67,21 +63,12 @@ pub const LAB_VAR: &str = "hactl_lab";
 /// Whether drills may run without `--yes`: a lab built for this inventory
 /// exists (`hactl lab up`), or every host of the selected pairs has
 /// `hactl_lab: true` (a lab made by other means).
-pub fn is_lab(inv: &Inventory, plan: &ClusterPlan, lab_built: bool) -> bool {
+pub fn is_lab(plan: &ClusterPlan, lab_built: bool) -> bool {
     if lab_built {
         return true;
     }
-    let hosts: Vec<&str> = plan
-        .pairs
-        .iter()
-        .flat_map(|p| p.hosts.iter().map(|h| h.name.as_str()))
-        .collect();
-    !hosts.is_empty()
-        && hosts.iter().all(|h| {
-            inv.host_vars(h)
-                .get(LAB_VAR)
-                .is_some_and(|v| matches!(v.value.value, Value::Bool(true)))
-        })
+    let mut hosts = plan.pairs.iter().flat_map(|p| &p.hosts).peekable();
+    hosts.peek().is_some() && hosts.all(|h| h.lab)
 }
 
 /// The (pair, instance) couples `options` selects; `Err` names the
@@ -199,7 +186,7 @@ impl Drills {
             Ok(s) => s,
             Err(e) => return skip(e),
         };
-        let before = match view_within(&sessions, inst, CHECK_TIMEOUT).await {
+        let before = match view_within(&sessions, pair, inst, CHECK_TIMEOUT).await {
             Ok(v) => v,
             Err(e) => return skip(e),
         };
@@ -291,7 +278,8 @@ impl Drills {
             Ok(_) => {
                 let deadline = bound + WAIT_SLACK;
                 if scenario == Scenario::Partition {
-                    let seen = wait_view(&sessions, inst, deadline, |v| v.holders.len() >= 2).await;
+                    let seen =
+                        wait_view(&sessions, pair, inst, deadline, |v| v.holders.len() >= 2).await;
                     split_brain = Some(seen.is_some());
                     if let Some(v) = &seen {
                         // The audit must see what the interfaces show.
@@ -307,8 +295,10 @@ impl Drills {
                     }
                     during = seen.map(|v| v.holders.join("+"));
                 } else {
-                    let seen =
-                        wait_view(&sessions, inst, deadline, |v| v.holders.contains(&backup)).await;
+                    let seen = wait_view(&sessions, pair, inst, deadline, |v| {
+                        v.holders.contains(&backup)
+                    })
+                    .await;
                     match seen {
                         Some(_) => during = Some(backup.clone()),
                         None => problems.push(format!(
@@ -347,13 +337,13 @@ impl Drills {
             new_master.clone().unwrap_or_else(|| master.clone())
         };
         let settle = bound * 3 + WAIT_SLACK;
-        let settled = wait_view(&sessions, inst, settle, |v| {
+        let settled = wait_view(&sessions, pair, inst, settle, |v| {
             v.holders == [expected.clone()] && v.agents_down.is_empty()
         })
         .await;
         let after = match settled {
             Some(v) => v,
-            None => match view_within(&sessions, inst, CHECK_TIMEOUT).await {
+            None => match view_within(&sessions, pair, inst, CHECK_TIMEOUT).await {
                 Ok(v) => v,
                 Err(e) => {
                     problems.push(e);
@@ -412,36 +402,8 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Where the instance's VIPs are and which agents run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct View {
-    /// Hosts holding a VIP of the instance on an interface.
-    holders: Vec<String>,
-    /// Hosts whose daemon does not run.
-    agents_down: Vec<String>,
-    /// Hosts that did not answer.
-    unreachable: Vec<String>,
-}
-
-impl View {
-    /// Why a drill must not touch the pair.
-    fn unhealthy(&self) -> Option<String> {
-        if !self.unreachable.is_empty() {
-            return Some(format!("unreachable: {}", self.unreachable.join(", ")));
-        }
-        if !self.agents_down.is_empty() {
-            return Some(format!("agent down on {}", self.agents_down.join(", ")));
-        }
-        if self.holders.len() != 1 {
-            return Some(format!(
-                "{} VIP holders ({})",
-                self.holders.len(),
-                self.holders.join(", ")
-            ));
-        }
-        None
-    }
-}
+/// Where the instance's VIPs are and which agents run (`crate::observe`).
+type View = InstanceView;
 
 type Sessions = Vec<(String, Arc<HostSession>, AgentControl)>;
 
@@ -506,71 +468,52 @@ const LOOK_TIMEOUT: Duration = Duration::from_secs(2);
 /// not unreachable.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
-async fn view(sessions: &Sessions, inst: &InstancePlan) -> Result<View, String> {
-    view_within(sessions, inst, LOOK_TIMEOUT).await
+async fn view(sessions: &Sessions, pair: &PairPlan, inst: &InstancePlan) -> Result<View, String> {
+    view_within(sessions, pair, inst, LOOK_TIMEOUT).await
 }
 
+/// One look at every host of the pair (one round trip each, side by side);
+/// a host that does not answer within `limit` is unreachable.
 async fn view_within(
     sessions: &Sessions,
+    pair: &PairPlan,
     inst: &InstancePlan,
     limit: Duration,
 ) -> Result<View, String> {
     let mut looks = tokio::task::JoinSet::new();
-    for (index, (_, session, control)) in sessions.iter().enumerate() {
-        let (session, control) = (Arc::clone(session), *control);
+    for (host, session, _) in sessions {
+        let (host, session, backend) = (host.clone(), Arc::clone(session), pair.backend);
         looks.spawn(async move {
-            let look = async {
-                let up = control.running_pid(&session).await.ok()?.is_some();
-                let interfaces = facts::gather(session.as_ref(), &Interfaces).await.ok()?;
-                Some((up, interfaces))
+            let wants = Wants::placement();
+            let look = observe::observe_host(&session, backend, &wants);
+            let seen = match tokio::time::timeout(limit, look).await {
+                Ok(Ok(facts)) => HostView::Reached(Box::new(facts)),
+                Ok(Err(e)) => HostView::Unreachable(e.to_string()),
+                Err(_) => HostView::Unreachable("no answer in time".into()),
             };
-            (
-                index,
-                tokio::time::timeout(limit, look).await.ok().flatten(),
-            )
+            (host, seen)
         });
     }
-    let mut results = Vec::new();
+    let mut seen = Observation::default();
     while let Some(joined) = looks.join_next().await {
-        results.push(joined.map_err(|e| e.to_string())?);
+        let (host, view) = joined.map_err(|e| e.to_string())?;
+        seen.hosts.insert(host, view);
     }
-    results.sort_by_key(|(index, _)| *index);
-    let mut v = View::default();
-    for (index, look) in results {
-        let host = &sessions[index].0;
-        match look {
-            Some((up, interfaces)) => {
-                if !up {
-                    v.agents_down.push(host.clone());
-                }
-                let holds = interfaces.iter().any(|i| {
-                    i.addresses.iter().any(|a| {
-                        inst.vips
-                            .iter()
-                            .any(|vip| a.address == IpAddr::V4(vip.address))
-                    })
-                });
-                if holds {
-                    v.holders.push(host.clone());
-                }
-            }
-            None => v.unreachable.push(host.clone()),
-        }
-    }
-    Ok(v)
+    Ok(seen.instance(pair, inst))
 }
 
 /// Polls the pair until `wanted` holds (the view then) or `limit` passes.
 /// A host that does not answer (its link down) counts as holding nothing.
 async fn wait_view(
     sessions: &Sessions,
+    pair: &PairPlan,
     inst: &InstancePlan,
     limit: Duration,
     wanted: impl Fn(&View) -> bool,
 ) -> Option<View> {
     let deadline = Instant::now() + limit;
     loop {
-        if let Ok(v) = view(sessions, inst).await
+        if let Ok(v) = view(sessions, pair, inst).await
             && wanted(&v)
         {
             return Some(v);
@@ -756,14 +699,17 @@ mod tests {
     use super::*;
 
     /// A two-host pair; `lab` is the `hactl_lab` line of each host.
-    fn inventory(dir: &std::path::Path, lab: [&str; 2]) -> (Inventory, ClusterPlan) {
+    fn inventory(
+        dir: &std::path::Path,
+        lab: [&str; 2],
+    ) -> (crate::inventory::Inventory, ClusterPlan) {
         let text = format!(
             "all:\n  vars:\n    hactl_interface: eth0\n  children:\n    hactl_pairs:\n      children:\n        web:\n          vars:\n            hactl_instances:\n              - name: www\n                vips: [10.0.0.100/24]\n                master: a\n          hosts:\n            a:\n              ansible_host: 10.0.0.1\n{}            b:\n              ansible_host: 10.0.0.2\n{}",
             lab[0], lab[1]
         );
         let path = dir.join(format!("inv{}.yaml", lab.concat().len()));
         std::fs::write(&path, text).expect("write the inventory");
-        let inv = Inventory::load(&path).expect("inventory");
+        let inv = crate::inventory::Inventory::load(&path).expect("inventory");
         let plan = crate::plan::resolve(&inv, &|_| None).expect("plan");
         (inv, plan)
     }
@@ -773,14 +719,14 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("drill-is-lab-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let yes = "              hactl_lab: true\n";
-        let (inv, plan) = inventory(&dir, [yes, yes]);
-        assert!(is_lab(&inv, &plan, false));
-        let (inv, plan) = inventory(&dir, [yes, ""]);
-        assert!(!is_lab(&inv, &plan, false), "one host not marked");
-        assert!(is_lab(&inv, &plan, true), "a built lab is enough");
+        let (_, plan) = inventory(&dir, [yes, yes]);
+        assert!(is_lab(&plan, false));
+        let (_, plan) = inventory(&dir, [yes, ""]);
+        assert!(!is_lab(&plan, false), "one host not marked");
+        assert!(is_lab(&plan, true), "a built lab is enough");
         let no = "              hactl_lab: false\n";
-        let (inv, plan) = inventory(&dir, [no, "              hactl_lab: falsy\n"]);
-        assert!(!is_lab(&inv, &plan, false));
+        let (_, plan) = inventory(&dir, [no, no]);
+        assert!(!is_lab(&plan, false));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -49,6 +49,44 @@ impl Fact for FileHash {
     }
 }
 
+// ===== file contents =====
+
+/// Exit status of [`READ_FILE`] when the file does not exist.
+const NO_SUCH_FILE: i32 = 44;
+
+/// Prints a file, or exits 44 when it does not exist.
+const READ_FILE: &str = r#"[ -e "$1" ] || exit 44
+exec cat -- "$1""#;
+
+/// The text of a file, `None` when it does not exist (root may be needed:
+/// the config holds the VRRP password and is 0600).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileText {
+    pub path: String,
+}
+
+impl Fact for FileText {
+    type Output = Option<String>;
+
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn command(&self) -> RemoteCommand {
+        RemoteCommand::new(&script_argv(READ_FILE, &[&self.path]))
+            .become_(true)
+            .named("read file")
+    }
+
+    fn parse(&self, output: &CommandOutput) -> Result<Option<String>, ParseError> {
+        match output.status {
+            Some(0) => Ok(Some(output.stdout_text())),
+            Some(NO_SUCH_FILE) => Ok(None),
+            _ => Err(ParseError::unexpected(output)),
+        }
+    }
+}
+
 // ===== processes =====
 
 /// Reads the pid file and that process's `/proc/PID/stat`. Prints `nofile`,

@@ -16,6 +16,8 @@
 //! files), `probes.rs` (duplicate address check, VRRP reachability between
 //! two hosts).
 
+mod batch;
+mod daemon;
 mod files;
 mod firewall;
 mod network;
@@ -23,12 +25,13 @@ mod probes;
 mod system;
 mod time_sync;
 
-pub use files::{FileHash, PidFileProcess, ProcessState};
+pub use batch::{Answers, Batch, Slot, split_frames};
+pub use daemon::{AgentAnswer, AgentStatus, Daemon, DaemonState, Supervisor};
+pub use files::{FileHash, FileText, PidFileProcess, ProcessState};
 pub use firewall::{BlockingRule, FirewallBackend, FirewallRules, VrrpFirewall};
 pub use network::{Interface, InterfaceAddress, Interfaces, Resolve};
 pub use probes::{
-    AddressUse, DuplicateAddress, ProbeTool, VRRP_MULTICAST_GROUP, VrrpProbe, VrrpReachability,
-    probe_vrrp,
+    AddressUse, PairProbeReport, ProbeHost, VRRP_MULTICAST_GROUP, VrrpReachability, probe_pair,
 };
 pub use system::{Hostname, IpvsModule, IpvsState, Selinux, SelinuxMode, Sudo, SudoState, Sysctl};
 pub use time_sync::{TimeSource, TimeSync, TimeSyncFact, TimeSyncState};
@@ -88,6 +91,16 @@ pub enum FactError {
         #[source]
         source: ParseError,
     },
+
+    #[error("{host}: the {fact} fact did not answer within {}s", after.as_secs())]
+    TimedOut {
+        host: String,
+        fact: &'static str,
+        after: std::time::Duration,
+    },
+
+    #[error("{host}: the fact batch failed: {reason}")]
+    Batch { host: String, reason: String },
 }
 
 /// Runs a fact's command on a host and parses its output.
@@ -97,7 +110,7 @@ pub async fn gather<F: Fact>(session: &HostSession, fact: &F) -> Result<F::Outpu
     fact.parse(&output).map_err(|source| FactError::Parse {
         host: session.host().to_string(),
         fact: fact.name(),
-        command: session.render(&command).unwrap_or_default(),
+        command: command.describe(),
         source,
     })
 }

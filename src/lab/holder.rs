@@ -1,17 +1,23 @@
 //! The namespace holder of a lab host: one long-lived process that owns the
-//! host's UTS and mount namespaces and is the host's sshd.
+//! host's UTS, mount and PID namespaces and is the host's sshd.
 //!
 //! ```text
 //! setsid --fork                       new session, parent exits at once
 //!   ip netns exec hl-<lab>.<host>     enter the host's network namespace
-//!     unshare --uts --mount           new hostname and mount table,
-//!             --propagation private   mounts never leak to the controller
-//!       sh -c SCRIPT                  pid file, hostname, bind mounts
+//!     unshare --uts --mount --pid     new hostname, mount table and PIDs;
+//!             --propagation private   mounts never leak to the controller;
+//!             --fork --kill-child     the child is PID 1 of the host
+//!       sh -c SCRIPT                  pid file, hostname, /proc, bind mounts
 //!         exec sshd -D -e             the same PID, for the host's lifetime
 //! ```
 //!
-//! Each step execs the next, so the PID the script records is sshd's. The
-//! fork detaches the holder from the controller: it outlives `hactl lab up`.
+//! The script records its PID as this machine sees it (the first `NSpid`
+//! of `/proc/self/status`, read before the host's own `/proc` is mounted),
+//! and each step execs the next, so the recorded PID is sshd's. sshd is
+//! PID 1 of the host: it reaps what the host's sessions leave behind, and
+//! when it ends the kernel ends every process of the host. Inside the host
+//! `ps`, `pgrep` and `pkill` see that host's processes only. The fork
+//! detaches the holder from the controller: it outlives `hactl lab up`.
 
 use std::fs::{self, File};
 use std::path::Path;
@@ -34,10 +40,14 @@ pub(crate) fn script(dir: &Path, host: &LabHost) -> String {
     targets.sort_by_key(|target| dir.starts_with(target));
     let mut lines = vec![
         "set -e".to_string(),
+        // `exec 3<` opens /proc/self in this shell itself, never a subshell.
+        "exec 3</proc/self/status".to_string(),
         format!(
-            "echo $$ > {}",
+            "while read -r key pid rest <&3; do if [ \"$key\" = NSpid: ]; then echo \"$pid\" > {}; break; fi; done",
             shell_quote(&holder_pid_file(dir, &host.name).to_string_lossy())
         ),
+        "exec 3<&-".to_string(),
+        "mount -t proc proc /proc".to_string(),
         // Writing the UTS namespace's hostname needs no hostname(1).
         format!(
             "printf %s {} > /proc/sys/kernel/hostname",
@@ -82,6 +92,9 @@ pub(crate) fn start(dir: &Path, host: &LabHost, namespace: &str) -> Result<u32, 
             "unshare",
             "--uts",
             "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
             "--propagation",
             "private",
             "--",
@@ -149,11 +162,13 @@ mod tests {
         let script = script(Path::new("/var/lib/hactl/lab/demo"), &host);
         let lines: Vec<&str> = script.lines().collect();
         assert_eq!(lines[0], "set -e");
-        assert_eq!(
-            lines[1],
-            "echo $$ > '/var/lib/hactl/lab/demo/hosts/lb1/holder.pid'"
+        assert!(
+            lines[2].ends_with("> '/var/lib/hactl/lab/demo/hosts/lb1/holder.pid'; break; fi; done"),
+            "{}",
+            lines[2]
         );
-        assert_eq!(lines[2], "printf %s 'lb1' > /proc/sys/kernel/hostname");
+        assert_eq!(lines[4], "mount -t proc proc /proc");
+        assert_eq!(lines[5], "printf %s 'lb1' > /proc/sys/kernel/hostname");
         assert_eq!(
             lines[lines.len() - 2],
             "mkdir -p '/var/lib/hactl' && mount --bind \
@@ -172,11 +187,11 @@ mod tests {
         }
 
         assert_eq!(
-            lines[3],
+            lines[6],
             "mount --bind '/var/lib/hactl/lab/demo/hosts/lb1/root/etc/hosts' '/etc/hosts'"
         );
 
         let elsewhere = super::script(Path::new("/tmp/labs/demo"), &host);
-        assert!(elsewhere.lines().nth(4).unwrap().ends_with(" '/etc/hactl'"));
+        assert!(elsewhere.lines().nth(7).unwrap().ends_with(" '/root'"));
     }
 }

@@ -187,8 +187,9 @@ impl Lab {
         }
     }
 
-    /// A command that runs `argv` inside `host` (its network, UTS and mount
-    /// namespaces, working directory `/`), like `hactl lab exec HOST -- CMD`.
+    /// A command that runs `argv` inside `host` (its network, UTS, mount and
+    /// PID namespaces, working directory `/`), like `hactl lab exec HOST --
+    /// CMD`.
     pub fn command<S: AsRef<OsStr>>(&self, host: &str, argv: &[S]) -> Result<Command, LabError> {
         let state = self.load()?;
         let lab_host =
@@ -208,7 +209,16 @@ impl Lab {
         })?;
         let mut command = Command::new("nsenter");
         command
-            .args(["-t", &pid.to_string(), "-n", "-u", "-m", "--wdns=/", "--"])
+            .args([
+                "-t",
+                &pid.to_string(),
+                "-n",
+                "-u",
+                "-m",
+                "-p",
+                "--wdns=/",
+                "--",
+            ])
             .args(argv);
         Ok(command)
     }

@@ -26,9 +26,12 @@ use super::{LabError, LabName};
 pub const SYSTEM_LAB_ROOT: &str = "/var/lib/hactl/lab";
 
 /// The directories each lab host gets for itself, seen from inside the host.
-/// `/etc/ssh` and `/run/sshd` serve the host's sshd; the others are where
+/// `/etc/ssh` and `/run/sshd` serve the host's sshd; `/root` is the home of
+/// its root login, empty (the controller's dotfiles, a shell profile that
+/// takes locks in the home, never run on a lab host); the others are where
 /// deploy puts hactl's files.
-pub const PRIVATE_DIRS: [&str; 7] = [
+pub const PRIVATE_DIRS: [&str; 8] = [
+    "/root",
     "/etc/hactl",
     "/var/lib/hactl",
     "/run/hactl",

@@ -26,6 +26,7 @@
 //!   most 8 bytes, RFC 3768 5.3.10) and is refused with v3, which has none.
 
 pub mod allocate;
+pub mod connection;
 pub mod secret;
 
 use std::collections::BTreeMap;
@@ -36,6 +37,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::inventory::{Inventory, Node, Origin, Value, Var, VarMap};
+pub use connection::Connection;
 pub use secret::{Secret, SecretSource};
 
 /// Every variable hactl reads; any other `hactl_` name is an error.
@@ -151,6 +153,13 @@ pub struct HostPlan {
     pub nonlocal_bind: Option<bool>,
     #[serde(skip)]
     pub templates_dir: Option<PathBuf>,
+    /// `hactl_lab: true`: the host is a lab made by other means (drills
+    /// may run without `--yes`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lab: bool,
+    /// How to log in (Ansible's connection variables).
+    #[serde(skip)]
+    pub connection: Connection,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -692,6 +701,20 @@ impl Resolver<'_> {
                 }
             },
         };
+        let lab = match vars.get("hactl_lab").map(|v| &v.value) {
+            None => false,
+            Some(node) => match node.value {
+                Value::Bool(b) => b,
+                _ => {
+                    self.err_at(node, "hactl_lab", "must be true or false".into());
+                    false
+                }
+            },
+        };
+        let connection = connection::connection(inv, name).unwrap_or_else(|e| {
+            self.errors.push(e);
+            connection::Connection::default()
+        });
         HostPlan {
             name: name.to_string(),
             address: address.map(|a: Vip| a.address).or(ansible_host),
@@ -700,6 +723,8 @@ impl Resolver<'_> {
             script_user,
             nonlocal_bind,
             templates_dir,
+            lab,
+            connection,
         }
     }
 

@@ -36,7 +36,9 @@ pub use master::CONTROL_PATH_LIMIT;
 pub(crate) use pool::join_all;
 pub use pool::{HostResult, MasterCloser, Pool};
 pub use quote::{BECOME_PREFIX, command_line, script_argv};
-pub use session::{CommandOutput, HostSession, RemoteCommand, RunningCommand};
+pub use session::{
+    CommandInput, CommandLines, CommandOutput, HostSession, RemoteCommand, RunningCommand,
+};
 
 use crate::lab::{LabHost, SshIdentity};
 

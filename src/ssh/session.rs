@@ -60,10 +60,14 @@ pub struct RemoteCommand {
     /// `become_`. A target that logs in as root never uses sudo.
     pub become_: Option<bool>,
     /// Bytes fed to the command's stdin (then closed); stdin is empty
-    /// otherwise.
-    pub stdin: Option<Vec<u8>>,
+    /// otherwise. Shared, so one agent binary uploaded to a hundred hosts
+    /// is held once.
+    pub stdin: Option<Arc<[u8]>>,
     /// Overrides the pool's command timeout.
     pub timeout: Option<Duration>,
+    /// What the command is, for messages (`vrrp probe receiver`): an inline
+    /// program is shown by this name, never in full.
+    pub name: Option<&'static str>,
 }
 
 impl RemoteCommand {
@@ -73,7 +77,36 @@ impl RemoteCommand {
             become_: None,
             stdin: None,
             timeout: None,
+            name: None,
         }
+    }
+
+    /// Names the command for messages (see [`RemoteCommand::describe`]).
+    pub fn named(mut self, name: &'static str) -> RemoteCommand {
+        self.name = Some(name);
+        self
+    }
+
+    /// The command as messages show it: the argv quoted, with an inline
+    /// program (the word after `-c`, or any word of several lines) shown as
+    /// `<NAME>` so an error never prints a whole script.
+    pub fn describe(&self) -> String {
+        let mut words = Vec::with_capacity(self.argv.len());
+        let mut after_c = false;
+        for word in &self.argv {
+            let inline = after_c || word.contains('\n');
+            after_c = word == "-c";
+            if inline {
+                words.push(format!("<{}>", self.name.unwrap_or("script")));
+            } else {
+                words.push(
+                    shlex::try_quote(word)
+                        .map(|w| w.into_owned())
+                        .unwrap_or_else(|_| format!("{word:?}")),
+                );
+            }
+        }
+        words.join(" ")
     }
 
     pub fn become_(mut self, become_: bool) -> RemoteCommand {
@@ -81,8 +114,8 @@ impl RemoteCommand {
         self
     }
 
-    pub fn stdin(mut self, bytes: Vec<u8>) -> RemoteCommand {
-        self.stdin = Some(bytes);
+    pub fn stdin(mut self, bytes: impl Into<Arc<[u8]>>) -> RemoteCommand {
+        self.stdin = Some(bytes.into());
         self
     }
 
@@ -151,9 +184,10 @@ impl HostSession {
     /// Runs `command` and returns what it did, whatever its exit status.
     pub async fn output(&self, command: &RemoteCommand) -> Result<CommandOutput, SshError> {
         let line = self.render(command)?;
+        let shown = command.describe();
         let session_error = |source| SshError::Session {
             host: self.target.host.clone(),
-            command: line.clone(),
+            command: shown.clone(),
             source,
         };
         let run = async {
@@ -193,7 +227,7 @@ impl HostSession {
             Ok(result) => result,
             Err(_) => Err(SshError::CommandTimeout {
                 host: self.target.host.clone(),
-                command: line,
+                command: shown,
                 after: limit,
             }),
         }
@@ -207,7 +241,7 @@ impl HostSession {
         }
         Err(SshError::Remote(RemoteError {
             host: self.target.host.clone(),
-            command: self.render(command)?,
+            command: command.describe(),
             status: output.status,
             stderr: bounded_stderr(&output.stderr),
         }))
@@ -221,7 +255,12 @@ impl HostSession {
 
     /// Writes `bytes` to the absolute `path` on the host with `mode`,
     /// atomically (temporary file in the same directory, then rename).
-    pub async fn upload(&self, bytes: Vec<u8>, path: &str, mode: u32) -> Result<(), SshError> {
+    pub async fn upload(
+        &self,
+        bytes: impl Into<Arc<[u8]>>,
+        path: &str,
+        mode: u32,
+    ) -> Result<(), SshError> {
         if !path.starts_with('/') {
             return Err(SshError::RemotePath {
                 host: self.target.host.clone(),
@@ -255,19 +294,115 @@ impl HostSession {
             .stderr(Stdio::piped());
         let mut child = remote.spawn().await.map_err(|source| SshError::Session {
             host: self.target.host.clone(),
-            command: line.clone(),
+            command: command.describe(),
             source,
         })?;
         let stdout = child.stdout().take();
         let stderr = child.stderr().take();
         Ok(RunningCommand {
             host: self.target.host.clone(),
-            command: line,
+            command: command.describe(),
             child,
             stdout,
             stderr,
             stderr_seen: Vec::new(),
         })
+    }
+}
+
+/// The stdin of a command started by [`HostSession::spawn_interactive`].
+pub struct CommandInput {
+    host: String,
+    stdin: Option<openssh::ChildStdin>,
+}
+
+impl CommandInput {
+    /// Writes one line to the command.
+    pub async fn send_line(&mut self, line: &str) -> Result<(), std::io::Error> {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                format!("{}: stdin already closed", self.host),
+            ));
+        };
+        stdin.write_all(format!("{line}\n").as_bytes()).await?;
+        stdin.flush().await
+    }
+
+    /// Closes stdin (the command sees end of file).
+    pub async fn close(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.shutdown().await;
+        }
+    }
+}
+
+/// The stdout lines of a command started by
+/// [`HostSession::spawn_interactive`], then its exit.
+pub struct CommandLines {
+    host: String,
+    command: String,
+    child: openssh::Child<Arc<Session>>,
+    stdout: Option<tokio::io::Lines<tokio::io::BufReader<openssh::ChildStdout>>>,
+    stderr: Option<openssh::ChildStderr>,
+}
+
+impl CommandLines {
+    /// The next line of stdout; `None` at its end.
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.stdout.as_mut()?.next_line().await.ok().flatten()
+    }
+
+    /// Waits for the command to exit: its status and (bounded) stderr.
+    pub async fn finish(mut self) -> Result<(Option<i32>, String), SshError> {
+        let stderr = read_all(self.stderr.take()).await;
+        let status = exit_code(self.child.wait().await).map_err(|source| SshError::Session {
+            host: self.host.clone(),
+            command: self.command.clone(),
+            source,
+        })?;
+        Ok((status, bounded_stderr(&stderr)))
+    }
+}
+
+impl HostSession {
+    /// Starts `command` with its stdin open, for a conversation: lines to
+    /// it, lines from it (probes that must wait for each other).
+    pub async fn spawn_interactive(
+        &self,
+        command: &RemoteCommand,
+    ) -> Result<(CommandInput, CommandLines), SshError> {
+        use tokio::io::AsyncBufReadExt;
+        let line = self.render(command)?;
+        let mut remote = Session::to_raw_command(self.session.clone(), &line);
+        remote
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = remote.spawn().await.map_err(|source| SshError::Session {
+            host: self.target.host.clone(),
+            command: command.describe(),
+            source,
+        })?;
+        let stdin = child.stdin().take();
+        let stdout = child
+            .stdout()
+            .take()
+            .map(|out| tokio::io::BufReader::new(out).lines());
+        let stderr = child.stderr().take();
+        Ok((
+            CommandInput {
+                host: self.target.host.clone(),
+                stdin,
+            },
+            CommandLines {
+                host: self.target.host.clone(),
+                command: command.describe(),
+                child,
+                stdout,
+                stderr,
+            },
+        ))
     }
 }
 

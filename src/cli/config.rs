@@ -1,67 +1,27 @@
 //! The validated configuration of one run: `arguments.rs`'s raw flags turned
-//! into a `Config` (which inventory, which hosts, how to print) and a
-//! `Command` to run. The inventory is chosen in this order: `-i/--inventory`
+//! into a [`Config`]: the [`Settings`] (which inventory, which hosts, how to
+//! print) and the [`Command`] to run, with its own options. The inventory is chosen in this order: `-i/--inventory`
 //! or the positional FILE, `$HACTL_INVENTORY`, then `inventory` in the
 //! `[defaults]` section of `./ansible.cfg` (relative to that file).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::arguments::{Arguments, Command as RawCommand, LabCommand};
-use crate::error::Error;
+use super::arguments::{Arguments, Command as RawCommand, LabCommand as RawLab};
+use super::error::Error;
+use crate::audit::{AuditOptions, Format};
+use crate::commands::{
+    AuditCommand, Command, DeployCommand, FailoverTestCommand, InventoryCommand, InventoryMode,
+    LabCommand, PreflightCommand, RemoteOptions, RenderCommand, StatusCommand,
+};
+use crate::drill::DrillOptions;
 
-/// What to run.
+/// The global settings of one run, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    /// The plan as a table (or JSON).
-    InventoryTable,
-    /// Only validate.
-    InventoryValidate,
-    /// `ansible-inventory --list` JSON.
-    InventoryList,
-    Render {
-        host: String,
-        out: Option<PathBuf>,
-    },
-    Completions(clap_complete::Shell),
-    Man,
-    /// hactl's version, for people and for scripts (`--json`).
-    Version,
-    Audit(crate::audit::AuditOptions),
-    LabUp,
-    LabDown,
-    LabStatus,
-    LabExec {
-        host: String,
-        command: Vec<OsString>,
-    },
-    Preflight(Remote),
-    Deploy {
-        remote: Remote,
-        check: bool,
-        diff: bool,
-        agent_bin: Option<PathBuf>,
-    },
-    Status(Remote),
-    FailoverTest {
-        remote: Remote,
-        options: crate::drill::DrillOptions,
-        yes: bool,
-    },
-}
-
-/// Settings of the commands that log into hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Remote {
-    /// Trust on first use (`--accept-new-host-keys`).
-    pub accept_new_host_keys: bool,
-}
-
-/// Everything a command needs, validated.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub command: Command,
-    /// `None` for commands that need no inventory.
+pub struct Settings {
+    /// The chosen inventory; `None` when none was given or found (the
+    /// commands that need one say so).
     pub inventory: Option<PathBuf>,
     pub limit: Option<String>,
     pub forks: usize,
@@ -70,6 +30,13 @@ pub struct Config {
     pub templates: Option<PathBuf>,
     /// Where labs keep their state (`$HACTL_LAB_DIR`, else /var/lib/hactl/lab).
     pub lab_root: PathBuf,
+}
+
+/// A validated command line: what to run and with which settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub command: Command,
+    pub settings: Settings,
 }
 
 /// The process environment a config depends on, passed in so tests can
@@ -94,6 +61,12 @@ impl Environment {
     }
 }
 
+fn remote(accept_new_host_keys: bool) -> RemoteOptions {
+    RemoteOptions {
+        accept_new_host_keys,
+    }
+}
+
 impl Config {
     pub fn from_arguments(args: Arguments, env: &Environment) -> Result<Self, Error> {
         if args.forks == 0 {
@@ -101,62 +74,57 @@ impl Config {
         }
         let (command, file) = match args.command {
             RawCommand::Inventory(i) => {
-                let c = if i.validate {
-                    Command::InventoryValidate
+                let mode = if i.validate {
+                    InventoryMode::Validate
                 } else if i.list {
-                    Command::InventoryList
+                    InventoryMode::List
                 } else {
-                    Command::InventoryTable
+                    InventoryMode::Table
                 };
-                (c, i.file)
+                (Command::Inventory(InventoryCommand { mode }), i.file)
             }
             RawCommand::Render(r) => (
-                Command::Render {
+                Command::Render(RenderCommand {
                     host: r.host,
+                    file: r.only,
                     out: r.out,
-                },
+                }),
                 r.file,
             ),
             RawCommand::Audit(a) => {
                 if a.timeout == 0 {
                     return Err(Error::Usage("--timeout must be at least 1".into()));
                 }
-                let format = if args.json {
-                    crate::audit::Format::Json
-                } else {
-                    a.format
-                };
+                let format = if args.json { Format::Json } else { a.format };
                 (
-                    Command::Audit(crate::audit::AuditOptions {
+                    Command::Audit(AuditCommand(AuditOptions {
                         format,
                         output: a.output,
-                        timeout: std::time::Duration::from_secs(a.timeout),
+                        timeout: Duration::from_secs(a.timeout),
                         lock: a.lock.unwrap_or_else(crate::audit::lock::default_path),
-                    }),
+                    })),
                     a.file,
                 )
             }
             RawCommand::Completions { shell } => (Command::Completions(shell), None),
             RawCommand::Man => (Command::Man, None),
             RawCommand::Version => (Command::Version, None),
-            RawCommand::Lab(LabCommand::Up(l)) => (Command::LabUp, l.file),
-            RawCommand::Lab(LabCommand::Down(l)) => (Command::LabDown, l.file),
-            RawCommand::Lab(LabCommand::Status(l)) => (Command::LabStatus, l.file),
-            RawCommand::Lab(LabCommand::Exec { host, command }) => {
-                (Command::LabExec { host, command }, None)
+            RawCommand::Lab(RawLab::Up(l)) => (Command::Lab(LabCommand::Up), l.file),
+            RawCommand::Lab(RawLab::Down(l)) => (Command::Lab(LabCommand::Down), l.file),
+            RawCommand::Lab(RawLab::Status(l)) => (Command::Lab(LabCommand::Status), l.file),
+            RawCommand::Lab(RawLab::Exec { host, command }) => {
+                (Command::Lab(LabCommand::Exec { host, command }), None)
             }
             RawCommand::Preflight(r) => (
-                Command::Preflight(Remote {
-                    accept_new_host_keys: r.accept_new_host_keys,
+                Command::Preflight(PreflightCommand {
+                    remote: remote(r.accept_new_host_keys),
                 }),
                 r.file,
             ),
             RawCommand::FailoverTest(f) => (
-                Command::FailoverTest {
-                    remote: Remote {
-                        accept_new_host_keys: f.remote.accept_new_host_keys,
-                    },
-                    options: crate::drill::DrillOptions {
+                Command::FailoverTest(FailoverTestCommand {
+                    remote: remote(f.remote.accept_new_host_keys),
+                    options: DrillOptions {
                         pair: f.pair,
                         instance: f.instance,
                         scenarios: crate::drill::scenario::parse_list(
@@ -165,24 +133,22 @@ impl Config {
                         .map_err(|e| Error::Usage(e.to_string()))?,
                     },
                     yes: f.yes,
-                },
+                }),
                 f.remote.file,
             ),
             RawCommand::Status(r) => (
-                Command::Status(Remote {
-                    accept_new_host_keys: r.accept_new_host_keys,
+                Command::Status(StatusCommand {
+                    remote: remote(r.accept_new_host_keys),
                 }),
                 r.file,
             ),
             RawCommand::Deploy(d) => (
-                Command::Deploy {
-                    remote: Remote {
-                        accept_new_host_keys: d.remote.accept_new_host_keys,
-                    },
+                Command::Deploy(DeployCommand {
+                    remote: remote(d.remote.accept_new_host_keys),
                     check: d.check,
                     diff: d.diff,
                     agent_bin: d.agent_bin,
-                },
+                }),
                 d.remote.file,
             ),
         };
@@ -194,16 +160,18 @@ impl Config {
         };
         Ok(Self {
             command,
-            inventory,
-            limit: args.limit,
-            forks: args.forks,
-            json: args.json,
-            color: !(args.no_color || env.no_color),
-            templates: args.templates,
-            lab_root: env
-                .lab_dir
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(crate::lab::SYSTEM_LAB_ROOT)),
+            settings: Settings {
+                inventory,
+                limit: args.limit,
+                forks: args.forks,
+                json: args.json,
+                color: !(args.no_color || env.no_color),
+                templates: args.templates,
+                lab_root: env
+                    .lab_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(crate::lab::SYSTEM_LAB_ROOT)),
+            },
         })
     }
 }
@@ -312,28 +280,30 @@ mod tests {
             cwd: PathBuf::from("/nonexistent"),
             lab_dir: None,
         };
+        let inventory = |mode| Command::Inventory(InventoryCommand { mode });
         let cases: &[(&[&str], Command, Option<&str>)] = &[
             (
                 &["inventory", "x.yml"],
-                Command::InventoryTable,
+                inventory(InventoryMode::Table),
                 Some("x.yml"),
             ),
             (
                 &["inventory", "--list", "-i", "y.yml"],
-                Command::InventoryList,
+                inventory(InventoryMode::List),
                 Some("y.yml"),
             ),
             (
                 &["-i", "a.yml", "inventory", "--validate"],
-                Command::InventoryValidate,
+                inventory(InventoryMode::Validate),
                 Some("a.yml"),
             ),
             (
                 &["-i", "a.yml", "render", "--host", "lb01", "b.yml"],
-                Command::Render {
+                Command::Render(RenderCommand {
                     host: "lb01".into(),
+                    file: None,
                     out: None,
-                },
+                }),
                 Some("b.yml"),
             ),
             (
@@ -356,22 +326,22 @@ mod tests {
                     "--output",
                     "/o",
                 ],
-                Command::Audit(crate::audit::AuditOptions {
-                    format: crate::audit::Format::Nagios,
+                Command::Audit(AuditCommand(AuditOptions {
+                    format: Format::Nagios,
                     output: Some(PathBuf::from("/o")),
-                    timeout: std::time::Duration::from_secs(5),
+                    timeout: Duration::from_secs(5),
                     lock: PathBuf::from("/l"),
-                }),
+                })),
                 Some("a.yml"),
             ),
             (
                 &["--json", "audit", "--lock", "/l", "-i", "b.yml"],
-                Command::Audit(crate::audit::AuditOptions {
-                    format: crate::audit::Format::Json,
+                Command::Audit(AuditCommand(AuditOptions {
+                    format: Format::Json,
                     output: None,
-                    timeout: std::time::Duration::from_secs(30),
+                    timeout: Duration::from_secs(30),
                     lock: PathBuf::from("/l"),
-                }),
+                })),
                 Some("b.yml"),
             ),
         ];
@@ -381,8 +351,12 @@ mod tests {
                     .unwrap();
             let config = Config::from_arguments(args, &env).unwrap();
             assert_eq!(&config.command, want, "{argv:?}");
-            assert_eq!(config.inventory.as_deref(), inv.map(Path::new), "{argv:?}");
-            assert!(!config.color, "NO_COLOR turns colours off");
+            assert_eq!(
+                config.settings.inventory.as_deref(),
+                inv.map(Path::new),
+                "{argv:?}"
+            );
+            assert!(!config.settings.color, "NO_COLOR turns colours off");
         }
         let args =
             Arguments::try_parse_from(["hactl", "--forks", "0", "inventory", "a.yml"]).unwrap();

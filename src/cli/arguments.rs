@@ -151,6 +151,9 @@ pub struct RenderArgs {
     /// The host whose files to render
     #[arg(long, value_name = "HOST")]
     pub host: String,
+    /// Only this file (keepalived.conf, hactl-agent.service, a check script)
+    #[arg(long = "file", value_name = "NAME")]
+    pub only: Option<String>,
     /// Write the files (in full, mode 0600) into DIR instead of printing them
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

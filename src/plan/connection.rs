@@ -1,61 +1,45 @@
-//! How hactl reaches each inventory host: Ansible's connection variables
-//! turned into SSH targets.
+//! How hactl reaches each inventory host: Ansible's connection variables,
+//! read once here into a [`Connection`] (the SSH layer turns it into its
+//! target).
 //!
 //! - `ansible_host` (else the inventory name), `ansible_port` (22),
 //!   `ansible_user` (else the local user, as Ansible does),
 //!   `ansible_ssh_private_key_file`, `ansible_become`,
-//!   `ansible_ssh_common_args`.
-//! - When `hactl lab up` has built a lab for this inventory, its key and
-//!   known_hosts are used for every host that does not name its own key, so
-//!   the unchanged inventory works against the lab with strict host keys.
+//!   `ansible_ssh_common_args` (split like a shell).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use crate::inventory::Inventory;
 use crate::inventory::yaml::{Node, Value};
-use crate::lab::{Lab, LabName, LabPaths, SshIdentity};
-use crate::ssh::Target;
 
-/// A connection variable that cannot be used.
-#[derive(Debug, thiserror::Error)]
-#[error("{origin}: host {host}: {key}: {reason}")]
-pub struct TargetError {
-    pub host: String,
-    pub key: String,
-    pub origin: String,
-    pub reason: String,
+use super::PlanError;
+
+/// How to log into one host, from its connection variables.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Connection {
+    /// Where to connect (`ansible_host`, else the inventory name).
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_file: Option<PathBuf>,
+    #[serde(rename = "become")]
+    pub become_: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub common_args: Vec<String>,
 }
 
-/// The lab built for `inventory`, if `hactl lab up` has made one.
-pub fn lab_identity(inventory: &Path, lab_root: &Path) -> Option<SshIdentity> {
-    let name = LabName::from_inventory_path(inventory).ok()?;
-    let lab = Lab::new(name, &LabPaths::new(lab_root));
-    lab.exists().then(|| lab.ssh_identity())
-}
-
-/// The SSH target of every host in `hosts` (inventory names), in that order.
-pub fn targets(
-    inv: &Inventory,
-    hosts: &[String],
-    lab: Option<&SshIdentity>,
-) -> Result<Vec<Target>, TargetError> {
-    hosts.iter().map(|h| target(inv, h, lab)).collect()
-}
-
-/// The SSH target of one host.
-pub fn target(
-    inv: &Inventory,
-    host: &str,
-    lab: Option<&SshIdentity>,
-) -> Result<Target, TargetError> {
+/// The connection of one host.
+pub fn connection(inv: &Inventory, host: &str) -> Result<Connection, PlanError> {
     let vars = inv.host_vars(host);
-    let fail = |key: &str, node: &Node, reason: &str| TargetError {
-        host: host.to_string(),
+    let fail = |key: &str, node: &Node, reason: &str| PlanError {
+        origin: Some(node.origin.clone()),
         key: key.to_string(),
-        origin: node.origin.to_string(),
-        reason: reason.to_string(),
+        message: format!("host {host}: {reason}"),
     };
-    let text = |key: &str| -> Result<Option<String>, TargetError> {
+    let text = |key: &str| -> Result<Option<String>, PlanError> {
         match vars.get(key).map(|v| &v.value) {
             None => Ok(None),
             Some(node) => match &node.value {
@@ -67,7 +51,14 @@ pub fn target(
         }
     };
     let address = text("ansible_host")?.unwrap_or_else(|| host.to_string());
-    let mut target = Target::new(host, &address);
+    let mut target = Connection {
+        address,
+        port: 22,
+        user: String::new(),
+        identity_file: None,
+        become_: false,
+        common_args: Vec::new(),
+    };
     if let Some(var) = vars.get("ansible_port") {
         let node = &var.value;
         target.port = match &node.value {
@@ -95,22 +86,12 @@ pub fn target(
         };
     }
     if let Some(args) = text("ansible_ssh_common_args")? {
-        target.common_args = Target::common_args(host, &args).map_err(|_| {
+        target.common_args = shlex::split(&args).ok_or_else(|| {
             let node = &vars["ansible_ssh_common_args"].value;
             fail("ansible_ssh_common_args", node, "unbalanced quotes")
         })?;
     }
-    match text("ansible_ssh_private_key_file")? {
-        Some(key) => target.identity_file = Some(expand_home(&key)),
-        None => {
-            if let Some(lab) = lab {
-                target.identity_file = Some(lab.private_key.clone());
-            }
-        }
-    }
-    if let Some(lab) = lab {
-        target.known_hosts = Some(lab.known_hosts.clone());
-    }
+    target.identity_file = text("ansible_ssh_private_key_file")?.map(|key| expand_home(&key));
     Ok(target)
 }
 
@@ -132,6 +113,7 @@ fn expand_home(path: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::inventory::yaml;
+    use std::path::Path;
 
     fn inventory(text: &str) -> Inventory {
         let path = Path::new("inv.yaml");
@@ -140,48 +122,25 @@ mod tests {
     }
 
     #[test]
-    fn connection_variables_become_the_target() {
+    fn connection_variables_become_the_connection() {
         let inv = inventory(
             "all:\n  vars: {ansible_user: ops, ansible_become: yes}\n  hosts:\n    lb01: {ansible_host: 10.0.0.51, ansible_port: 2222, ansible_ssh_private_key_file: /k/id, ansible_ssh_common_args: \"-o ProxyJump='jump host'\"}\n    lb02: {}\n",
         );
-        let t = target(&inv, "lb01", None).expect("target");
+        let t = connection(&inv, "lb01").expect("connection");
         assert_eq!(
             (t.address.as_str(), t.port, t.user.as_str(), t.become_),
             ("10.0.0.51", 2222, "ops", true)
         );
         assert_eq!(t.identity_file.as_deref(), Some(Path::new("/k/id")));
         assert_eq!(t.common_args, ["-o", "ProxyJump=jump host"]);
-        let t = target(&inv, "lb02", None).expect("target");
+        let t = connection(&inv, "lb02").expect("connection");
         assert_eq!((t.address.as_str(), t.port), ("lb02", 22));
-    }
-
-    #[test]
-    fn a_lab_supplies_key_and_known_hosts_unless_the_host_names_a_key() {
-        let inv = inventory(
-            "all:\n  hosts:\n    a: {ansible_host: 10.0.0.1}\n    b: {ansible_host: 10.0.0.2, ansible_ssh_private_key_file: /own}\n",
-        );
-        let lab = SshIdentity {
-            private_key: PathBuf::from("/lab/id_ed25519"),
-            known_hosts: PathBuf::from("/lab/known_hosts"),
-            ssh_config: PathBuf::from("/lab/ssh_config"),
-        };
-        let a = target(&inv, "a", Some(&lab)).expect("a");
-        assert_eq!(
-            a.identity_file.as_deref(),
-            Some(Path::new("/lab/id_ed25519"))
-        );
-        assert_eq!(
-            a.known_hosts.as_deref(),
-            Some(Path::new("/lab/known_hosts"))
-        );
-        let b = target(&inv, "b", Some(&lab)).expect("b");
-        assert_eq!(b.identity_file.as_deref(), Some(Path::new("/own")));
     }
 
     #[test]
     fn a_bad_port_names_host_key_and_line() {
         let inv = inventory("all:\n  hosts:\n    a:\n      ansible_port: 70000\n");
-        let err = target(&inv, "a", None).expect_err("bad port");
+        let err = connection(&inv, "a").expect_err("bad port");
         let text = err.to_string();
         assert!(
             text.contains("inv.yaml:4") && text.contains("ansible_port"),

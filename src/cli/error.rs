@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::inventory::InventoryError;
 use crate::inventory::pattern::PatternError;
 use crate::lab::LabError;
+use crate::output::StdoutError;
 use crate::plan::PlanErrors;
 use crate::render::RenderError;
 
@@ -38,8 +39,6 @@ pub enum Error {
     Lab(#[from] LabError),
     #[error(transparent)]
     Ssh(#[from] crate::ssh::SshError),
-    #[error(transparent)]
-    Target(#[from] crate::targets::TargetError),
     #[error("cannot read the agent binary {}", path.display())]
     AgentBin {
         path: PathBuf,
@@ -50,6 +49,12 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+}
+
+impl From<StdoutError> for Error {
+    fn from(e: StdoutError) -> Self {
+        Error::Stdout(e.0)
+    }
 }
 
 impl Error {
@@ -64,7 +69,6 @@ impl Error {
             | Self::NoHosts(_) => 2,
             Self::Lab(e) => e.exit_code(),
             Self::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
-            Self::Target(_) => 2,
             Self::Write { .. }
             | Self::Stdout(_)
             | Self::Render(_)
