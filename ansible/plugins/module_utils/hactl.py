@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import re
 
+from ansible.module_utils.basic import AnsibleModule
+
 # The oldest hactl whose JSON these modules read: the first to have
 # ``hactl version --json``, ``-i -`` and deploy's ``config_diff``.
 MIN_VERSION = (0, 1, 0)
@@ -72,6 +74,16 @@ SPECS = {
 
 # The inventory hactl reads from stdin (the play's, as Ansible resolved it).
 STDIN = '-'
+
+
+def module_main(module):
+    """What a module file does when Ansible runs it on a host instead of
+    through its action plugin: validate the arguments (validate-modules
+    reads the spec here), then refuse."""
+    ansible_module = AnsibleModule(argument_spec=SPECS[module],
+                                   supports_check_mode=module != 'failover_test')
+    ansible_module.fail_json(msg='hactl.vrrp.%s runs on the controller through its action plugin'
+                             % module)
 
 
 def run(module, params, binary, runner, stdin=None, check_mode=False, diff_mode=False):

@@ -157,14 +157,11 @@ hactl_version:
   sample: 0.1.0
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.hactl.vrrp.plugins.module_utils.hactl import SPECS
+from ansible_collections.hactl.vrrp.plugins.module_utils.hactl import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=SPECS['failover_test'], supports_check_mode=False)
-    module.fail_json(msg='hactl.vrrp.failover_test runs on the controller through its action plugin')
+    module_main('failover_test')
 
 
 if __name__ == '__main__':

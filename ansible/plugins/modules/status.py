@@ -107,14 +107,11 @@ hactl_version:
   sample: 0.1.0
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.hactl.vrrp.plugins.module_utils.hactl import SPECS
+from ansible_collections.hactl.vrrp.plugins.module_utils.hactl import module_main
 
 
 def main():
-    module = AnsibleModule(argument_spec=SPECS['status'], supports_check_mode=True)
-    module.fail_json(msg='hactl.vrrp.status runs on the controller through its action plugin')
+    module_main('status')
 
 
 if __name__ == '__main__':
