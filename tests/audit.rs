@@ -251,12 +251,23 @@ impl AuditLab {
             .position(|(h, _)| h == host)
             .expect("an agent of ours");
         let (_, pid) = self.agents.remove(index);
-        kill(pid, signal);
+        // The PID is the host's own (each lab host has its PID namespace):
+        // signal and watch it from inside the host.
+        self.sh(host, &format!("kill -{signal} {pid} || true"));
         let deadline = Instant::now() + Duration::from_secs(5);
-        while runs(pid) && Instant::now() < deadline {
+        while self.runs(host, pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(!runs(pid), "agent {pid} still runs");
+        assert!(!self.runs(host, pid), "{host}: agent {pid} still runs");
+    }
+
+    /// Whether the host's PID names a live (not zombie) process there.
+    fn runs(&self, host: &str, pid: u32) -> bool {
+        let state = self.sh(
+            host,
+            &format!("sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1"),
+        );
+        !state.is_empty() && !matches!(state.as_str(), "Z" | "X")
     }
 
     fn vip(&self, last: u8) -> String {
@@ -287,8 +298,10 @@ impl AuditLab {
 
 impl Drop for AuditLab {
     fn drop(&mut self) {
-        for (_, pid) in self.agents.drain(..) {
-            kill(pid, 15);
+        for (host, pid) in std::mem::take(&mut self.agents) {
+            if let Ok(mut command) = self.lab.command(&host, &["kill", &pid.to_string()]) {
+                let _ = command.output();
+            }
         }
         let _ = self.hactl(&["lab", "down"], true);
         let _ = fs::remove_dir_all(&self.dir);
@@ -297,24 +310,6 @@ impl Drop for AuditLab {
 
 fn libc_sigkill() -> i32 {
     9
-}
-
-fn kill(pid: u32, signal: i32) {
-    let _ = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status();
-}
-
-/// Whether a PID names a live (not zombie) process.
-fn runs(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(") ")
-                .map(|(_, rest)| rest.starts_with(['Z', 'X']))
-        })
-        .is_some_and(|zombie| !zombie)
 }
 
 fn stdout(out: &Output) -> String {

@@ -4,8 +4,9 @@
 use std::ffi::OsString;
 
 use crate::cli::{Context, Error};
-use crate::lab::{self, Lab, LabName, LabPaths, LabStatus};
+use crate::lab::{Lab, LabHost, LabName, LabPaths, LabStatus};
 use crate::output::plain_table;
+use crate::plan;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LabCommand {
@@ -27,7 +28,18 @@ impl LabCommand {
         let json = ctx.settings.json;
         match self {
             LabCommand::Up => {
-                let report = lab.up(&lab::inventory::lab_hosts(inventory)?)?;
+                let hosts: Vec<LabHost> = plan::addressing::host_addresses(inventory)?
+                    .into_iter()
+                    .map(|h| {
+                        let mut host = LabHost::new(&h.name, h.address, h.prefix_len);
+                        host.ssh_port = h.ssh_port;
+                        if let Some(interface) = h.interface {
+                            host.interface = interface;
+                        }
+                        host
+                    })
+                    .collect();
+                let report = lab.up(&hosts)?;
                 if json {
                     out.json(&report)?;
                 } else if report.is_unchanged() {

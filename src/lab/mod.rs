@@ -20,7 +20,6 @@
 mod down;
 mod error;
 mod holder;
-pub mod inventory;
 mod names;
 mod paths;
 mod ssh;
