@@ -1,7 +1,8 @@
 //! The `hactl` binary's commands and exit codes: each class of broken
 //! inventory exits 2 and names FILE:LINE and the key on stderr; the plan
 //! table and JSON match golden files (HACTL_UPDATE_GOLDEN=1 regenerates);
-//! `--limit`, the inventory lookup order, completions and the man page.
+//! `--limit`, the inventory lookup order, completions, the man page and the
+//! version.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -313,4 +314,18 @@ fn completions_and_man_page() {
         &man.stdout[..200.min(man.stdout.len())]
     );
     assert!(man.stdout.contains("inventory"));
+}
+
+/// The Ansible collection reads the version as JSON (issue 12).
+#[test]
+fn version_for_people_and_for_scripts() {
+    let version = env!("CARGO_PKG_VERSION");
+    let json = Test::new().args(&["version", "--json"]).run().code(0);
+    let value: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        value,
+        serde_json::json!({"name": "hactl", "version": version})
+    );
+    let text = Test::new().args(&["version"]).run().code(0);
+    assert_eq!(text.stdout, format!("hactl {version}\n"));
 }

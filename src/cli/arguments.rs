@@ -44,6 +44,8 @@ pub enum Command {
     },
     /// Print the man page (roff) on stdout
     Man,
+    /// Print hactl's version (with --json: `{"name": "hactl", "version": "X.Y.Z"}`)
+    Version,
     /// Split-brain and drift audit for cron, Nagios and Prometheus (exit 0/1/2/3)
     Audit(AuditArgs),
     /// A local replica of the inventory's hosts in network namespaces

@@ -108,6 +108,7 @@ impl Config {
             }
             RawCommand::Completions { shell } => (Command::Completions(shell), None),
             RawCommand::Man => (Command::Man, None),
+            RawCommand::Version => (Command::Version, None),
             RawCommand::Lab(RawLab::Up(l)) => (Command::Lab(LabCommand::Up), l.file),
             RawCommand::Lab(RawLab::Down(l)) => (Command::Lab(LabCommand::Down), l.file),
             RawCommand::Lab(RawLab::Status(l)) => (Command::Lab(LabCommand::Status), l.file),
@@ -152,7 +153,7 @@ impl Config {
             ),
         };
         let inventory = match command {
-            Command::Completions(_) | Command::Man => None,
+            Command::Completions(_) | Command::Man | Command::Version => None,
             // The audit reports a missing inventory itself, as UNKNOWN (3).
             Command::Audit(_) => choose_inventory(file.or(args.inventory), env).ok(),
             _ => Some(choose_inventory(file.or(args.inventory), env)?),
@@ -311,6 +312,7 @@ mod tests {
                 None,
             ),
             (&["man"], Command::Man, None),
+            (&["version", "--json"], Command::Version, None),
             (
                 &[
                     "audit",

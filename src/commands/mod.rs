@@ -11,6 +11,7 @@ mod lab;
 mod preflight;
 mod render;
 mod status;
+mod version;
 
 pub use audit::AuditCommand;
 pub use deploy::DeployCommand;
@@ -30,6 +31,8 @@ pub enum Command {
     Render(RenderCommand),
     Completions(clap_complete::Shell),
     Man,
+    /// hactl's version, for people and for scripts (`--json`).
+    Version,
     Audit(AuditCommand),
     Lab(LabCommand),
     Preflight(PreflightCommand),
@@ -55,6 +58,7 @@ impl Command {
             Command::Render(c) => c.execute(ctx),
             Command::Completions(shell) => completions::completions(ctx, *shell),
             Command::Man => completions::man(ctx),
+            Command::Version => version::version(ctx),
             Command::Audit(c) => Ok(c.execute(ctx)),
             Command::Lab(c) => c.execute(ctx),
             Command::Preflight(c) => c.execute(ctx),

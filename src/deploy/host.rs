@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hactl_agent::config::keepalived_test::judge_config_test;
+use serde::Serialize;
 
 use super::{DeployOptions, HostFailure};
 
@@ -61,7 +62,7 @@ pub enum Action {
 pub struct HostDone {
     pub changed: bool,
     pub plan: Vec<String>,
-    pub diff: Option<String>,
+    pub diff: Option<ConfigDiff>,
     /// How to undo what was applied, when something was.
     pub undo: Option<Undo>,
 }
@@ -569,14 +570,33 @@ pub fn judge_health(pair: &PairPlan, host: &str, seen: &Observation) -> Result<(
     Ok(())
 }
 
-/// The unified diff of the host's config (from its facts) and the new
-/// one, both redacted.
+/// The host's config and the new one, both redacted (`--diff`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigDiff {
+    pub path: String,
+    pub before: String,
+    pub after: String,
+}
+
+impl ConfigDiff {
+    /// As a unified diff, headed `HOST:PATH`.
+    pub fn unified(&self, host: &str) -> String {
+        let path = &self.path;
+        similar::TextDiff::from_lines(&self.before, &self.after)
+            .unified_diff()
+            .header(&format!("{host}:{path}"), &format!("{host}:{path} (new)"))
+            .to_string()
+    }
+}
+
+/// The host's config (from its facts; empty when it has none) and the
+/// new one.
 fn config_diff(
     plan: &ClusterPlan,
     host: &str,
     facts: &HostFacts,
     options: &DeployOptions,
-) -> Result<String, HostFailure> {
+) -> Result<ConfigDiff, HostFailure> {
     let path = layout::config_path(facts.control.backend);
     let old = match &facts.config {
         Some(Ok(Some(text))) => redact(text),
@@ -587,10 +607,11 @@ fn config_diff(
             host: host.to_string(),
             source,
         })?;
-    Ok(similar::TextDiff::from_lines(&old, &new)
-        .unified_diff()
-        .header(&format!("{host}:{path}"), &format!("{host}:{path} (new)"))
-        .to_string())
+    Ok(ConfigDiff {
+        path: path.to_string(),
+        before: old,
+        after: new,
+    })
 }
 
 /// The file with every `auth_pass` value replaced.
@@ -612,6 +633,23 @@ pub fn redact(config: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_diff_is_unified_under_host_and_path() {
+        let d = ConfigDiff {
+            path: "/etc/hactl/keepalived.conf".into(),
+            before: "a\npriority 100\n".into(),
+            after: "a\npriority 90\n".into(),
+        };
+        let text = d.unified("lb04");
+        assert!(
+            text.starts_with(
+                "--- lb04:/etc/hactl/keepalived.conf\n+++ lb04:/etc/hactl/keepalived.conf (new)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("-priority 100\n+priority 90\n"), "{text}");
+    }
 
     #[test]
     fn redact_hides_auth_pass_only() {

@@ -39,7 +39,7 @@ use crate::preflight::{self, PreflightReport};
 use crate::render::RenderError;
 use crate::ssh::{Pool, SshError, Target};
 
-pub use host::{Action, HostDone, Undo, judge_health, redact};
+pub use host::{Action, ConfigDiff, HostDone, Undo, judge_health, redact};
 
 /// What the user asked for.
 #[derive(Debug, Clone)]
@@ -110,8 +110,13 @@ pub struct HostReport {
     pub error: Option<String>,
     /// What was (or would be) done, or the no-op's reason.
     pub plan: Vec<String>,
+    /// The config diff, unified (`--diff`, when the config changes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
+    /// The same config before and after, whole, for tools that show
+    /// their own diff (the Ansible collection's diff mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_diff: Option<ConfigDiff>,
     pub rolled_back: bool,
     pub seconds: f64,
     /// When work on this host began and ended (seconds since the epoch):
@@ -349,7 +354,8 @@ async fn deploy_pair(
                     ok: true,
                     error: None,
                     plan: done.plan,
-                    diff: done.diff,
+                    diff: done.diff.as_ref().map(|d| d.unified(&name)),
+                    config_diff: done.diff,
                     rolled_back: false,
                     seconds,
                     started: started_wall,
@@ -375,6 +381,7 @@ async fn deploy_pair(
                     error: Some(crate::error_chain(&failure)),
                     plan: Vec::new(),
                     diff: None,
+                    config_diff: None,
                     rolled_back: matches!(failure, HostFailure::Unhealthy { .. }),
                     seconds,
                     started: started_wall,
@@ -519,6 +526,7 @@ mod tests {
             error: error.map(str::to_string),
             plan: plan.iter().map(|s| s.to_string()).collect(),
             diff: None,
+            config_diff: None,
             rolled_back: false,
             seconds: 1.25,
             started: 0.0,

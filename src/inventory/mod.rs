@@ -6,8 +6,11 @@
 //! Reading goes: YAML ([`yaml`]) -> groups and hosts in creation order (this
 //! file) -> reconcile (`all`, `ungrouped`, depths) -> `group_vars/` and
 //! `host_vars/` files and precedence ([`vars`]). Host patterns for `--limit`
-//! live in [`pattern`], host ranges in [`range`].
+//! live in [`pattern`], host ranges in [`range`]. An inventory Ansible has
+//! already resolved (`ansible-inventory --list` on stdin) is read by
+//! [`ansible_json`] into the same model.
 
+pub mod ansible_json;
 pub mod pattern;
 pub mod range;
 pub mod vars;
@@ -24,6 +27,8 @@ pub use yaml::{Key, Node, Origin, Value, YamlError};
 pub enum InventoryError {
     #[error(transparent)]
     Yaml(#[from] YamlError),
+    #[error(transparent)]
+    Json(#[from] ansible_json::JsonError),
     #[error("{origin}: {message}")]
     Shape { origin: Origin, message: String },
     #[error("{origin}: {error}")]
@@ -46,6 +51,7 @@ impl InventoryError {
     pub fn origin(&self) -> Option<&Origin> {
         match self {
             Self::Yaml(e) => e.origin(),
+            Self::Json(e) => e.origin(),
             Self::Shape { origin, .. }
             | Self::Range { origin, .. }
             | Self::Cycle { origin, .. } => Some(origin),
@@ -101,8 +107,12 @@ pub struct Inventory {
 
 impl Inventory {
     /// Read an inventory file and the `group_vars/` and `host_vars/`
-    /// directories beside it.
+    /// directories beside it; `-` reads the JSON of `ansible-inventory
+    /// --list` from stdin instead ([`ansible_json`]).
     pub fn load(path: &Path) -> Result<Self, InventoryError> {
+        if path == Path::new(ansible_json::STDIN) {
+            return ansible_json::read(std::io::stdin().lock());
+        }
         let root = yaml::load_file(path)?;
         let mut inv = Self::from_node(path, &root)?;
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -117,16 +127,7 @@ impl Inventory {
 
     /// Build the model from parsed YAML, without vars files.
     pub fn from_node(path: &Path, root: &Node) -> Result<Self, InventoryError> {
-        let mut inv = Self {
-            path: path.to_path_buf(),
-            groups: Vec::new(),
-            group_index: HashMap::new(),
-            hosts: Vec::new(),
-            host_index: HashMap::new(),
-        };
-        inv.add_group("all", None);
-        inv.add_group("ungrouped", None);
-        inv.add_child("all", "ungrouped", &root.origin)?;
+        let mut inv = Self::empty(path);
         match &root.value {
             Value::Null => {}
             Value::Map(entries) => {
@@ -146,6 +147,26 @@ impl Inventory {
         }
         inv.reconcile(&root.origin)?;
         Ok(inv)
+    }
+
+    /// Only `all` and its child `ungrouped`, as every inventory starts.
+    fn empty(path: &Path) -> Self {
+        let mut inv = Self {
+            path: path.to_path_buf(),
+            groups: Vec::new(),
+            group_index: HashMap::new(),
+            hosts: Vec::new(),
+            host_index: HashMap::new(),
+        };
+        inv.add_group("all", None);
+        inv.add_group("ungrouped", None);
+        if let Some(all) = inv.group_mut("all") {
+            all.children.push("ungrouped".into());
+        }
+        if let Some(ungrouped) = inv.group_mut("ungrouped") {
+            ungrouped.parents.push("all".into());
+        }
+        inv
     }
 
     pub fn groups(&self) -> &[Group] {
@@ -310,6 +331,30 @@ impl Inventory {
         }
     }
 
+    /// One of a group's inventory variables; `ansible_group_priority` is
+    /// the group's merge priority, not a variable.
+    fn set_group_var(&mut self, group: &str, k: &Key, v: &Node) -> Result<(), InventoryError> {
+        if k.name == "ansible_group_priority" {
+            let p = match &v.value {
+                Value::Int(i) => Some(*i),
+                Value::Str(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            let p = p.ok_or_else(|| {
+                shape(
+                    &v.origin,
+                    "ansible_group_priority must be an integer".into(),
+                )
+            })?;
+            if let Some(g) = self.group_mut(group) {
+                g.priority = p;
+            }
+        } else if let Some(g) = self.group_mut(group) {
+            vars::set(&mut g.vars, k, v);
+        }
+        Ok(())
+    }
+
     fn parse_group(&mut self, name: &str, key: &Key, node: &Node) -> Result<(), InventoryError> {
         self.add_group(name, Some(&key.origin));
         let entries = match &node.value {
@@ -329,24 +374,7 @@ impl Inventory {
             match section.name.as_str() {
                 "vars" => {
                     for (k, v) in mapping(value, || format!("`vars` of group `{name}`"))? {
-                        if k.name == "ansible_group_priority" {
-                            let p = match &v.value {
-                                Value::Int(i) => Some(*i),
-                                Value::Str(s) => s.trim().parse().ok(),
-                                _ => None,
-                            };
-                            let p = p.ok_or_else(|| {
-                                shape(
-                                    &v.origin,
-                                    "ansible_group_priority must be an integer".into(),
-                                )
-                            })?;
-                            if let Some(g) = self.group_mut(name) {
-                                g.priority = p;
-                            }
-                        } else if let Some(g) = self.group_mut(name) {
-                            vars::set(&mut g.vars, k, v);
-                        }
+                        self.set_group_var(name, k, v)?;
                     }
                 }
                 "children" => {

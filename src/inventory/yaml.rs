@@ -16,11 +16,15 @@ use std::sync::Arc;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-/// Where a value was read: file and 1-based line.
+/// Where a value was read: file and 1-based line. A source without lines
+/// (the JSON of `ansible-inventory --list`, whose variables Ansible has
+/// already merged) names instead what the value belongs to, `host lb01`
+/// or `group web_lb`, and has line 0.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Origin {
     pub file: Arc<PathBuf>,
     pub line: usize,
+    pub entity: Option<Arc<str>>,
 }
 
 impl Origin {
@@ -28,13 +32,26 @@ impl Origin {
         Self {
             file: Arc::new(file.to_path_buf()),
             line,
+            entity: None,
+        }
+    }
+
+    /// A value of `entity` (`host lb01`) in a source without lines.
+    pub fn of_entity(file: &Path, entity: &str) -> Self {
+        Self {
+            file: Arc::new(file.to_path_buf()),
+            line: 0,
+            entity: Some(Arc::from(entity)),
         }
     }
 }
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        match &self.entity {
+            Some(entity) => write!(f, "{}: {entity}", self.file.display()),
+            None => write!(f, "{}:{}", self.file.display(), self.line),
+        }
     }
 }
 
@@ -214,7 +231,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, YamlError> {
     if let Err(e) = parser.load(&mut builder, false) {
         let line = e.marker().line().max(1);
         return Err(YamlError::Syntax {
-            origin: Origin { file, line },
+            origin: Origin {
+                file,
+                line,
+                entity: None,
+            },
             message: e.info().to_string(),
         });
     }
@@ -223,7 +244,11 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, YamlError> {
     }
     Ok(builder.root.unwrap_or(Node {
         value: Value::Null,
-        origin: Origin { file, line: 1 },
+        origin: Origin {
+            file,
+            line: 1,
+            entity: None,
+        },
     }))
 }
 
@@ -255,6 +280,7 @@ impl Builder {
         Origin {
             file: self.file.clone(),
             line: mark.line().max(1),
+            entity: None,
         }
     }
 
