@@ -15,7 +15,8 @@ pub struct StatusCommand {
 
 impl StatusCommand {
     pub fn execute(&self, ctx: &Context) -> Result<i32, Error> {
-        let plan = ctx.plan()?;
+        // The pairs that hold a selected host; of those, the selected hosts.
+        let plan = &ctx.selected_pairs()?;
         let targets = ctx.targets(&ctx.pair_hosts()?)?;
         let options = ctx.ssh_options(self.remote.accept_new_host_keys);
         let report = ctx.runtime()?.block_on(async {
