@@ -23,7 +23,7 @@
 //!  controller                 host A (python3)        host B (python3)
 //!   spawn both ─────────────> sockets open            sockets open
 //!   wait for both <────────── "ready"                 "ready"
-//!   "go" to both ───────────> send 5 x over window    send 5 x over window
+//!   "go" to both ───────────> send 5 x over 0.8 s     send 5 x over 0.8 s
 //!   <─ "heard B" / "arp VIP MAC" as they come ─────── "heard A"
 //!   <─ "sent N" (sending done) ───────────────────── "sent N"
 //!   every sender done + grace, or all heard ─> "stop" ─> "done"
@@ -87,6 +87,7 @@ if sys.stdin.readline().strip() != "go":
 start = time.monotonic()
 rounds, sent, errors = 5, 0, []
 found = set()
+settle = None
 while True:
     now = time.monotonic()
     if now - start > limit:
@@ -105,8 +106,13 @@ while True:
                 except OSError as e:
                     errors.append("arp: " + str(e))
         if rounds == 0:
-            out("sent", sent, *(["error"] + errors[:1] if errors else []))
-    wait = window / 5 if rounds > 0 else 0.5
+            settle = now + 0.3
+    if rounds == 0 and settle is not None and now >= settle:
+        # ARP answers on a segment take milliseconds: those that come at
+        # all have come, and are printed, before "sent".
+        settle = None
+        out("sent", sent, *(["error"] + errors[:1] if errors else []))
+    wait = window / 5 if rounds > 0 else (0.05 if settle is not None else 0.5)
     ready = select.select(socks, [], [], wait)[0]
     if rx in ready:
         data, (addr, _) = rx.recvfrom(4096)
@@ -128,8 +134,9 @@ out("done")
 
 /// How long every end may take to open its sockets.
 const READY_LIMIT: Duration = Duration::from_secs(20);
-/// How long sending lasts (five rounds over it).
-const WINDOW: Duration = Duration::from_millis(1000);
+/// How long sending lasts (five rounds over it); each end then listens
+/// 0.3 s more for ARP answers before it reports `sent`.
+const WINDOW: Duration = Duration::from_millis(800);
 /// How long receivers keep listening after the last sender is done.
 const GRACE: Duration = Duration::from_millis(1500);
 /// How long a sender may take to report its last round.
@@ -351,13 +358,14 @@ pub async fn probe_pair(hosts: &[ProbeHost<'_>], group: Ipv4Addr) -> PairProbeRe
         if senders_done && all_sent_at.is_none() {
             all_sent_at = Some(Instant::now());
         }
+        // ARP answers are final once an end reports `sent` (it listens
+        // for them before it does); only VRRP packets get the grace.
         let everything_heard = running.iter().all(|&i| {
             let end = &ends[i];
             hosts
                 .iter()
                 .filter(|h| h.address != hosts[i].address)
                 .all(|h| end.heard.contains(&h.address))
-                && hosts[i].arp_targets.iter().all(|t| end.arp.contains_key(t))
         });
         if running.is_empty() || (everything_heard && senders_done) {
             break;
