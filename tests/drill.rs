@@ -125,7 +125,11 @@ fn drills_on_a_lab_restore_each_pair_and_refuse_what_they_must() {
         }
     }
     let drain = drills.iter().find(|d| d["scenario"] == "drain").unwrap();
-    assert!(ms(drain, "probes_lost") <= 1, "drain: {drain}");
+    // Make before break: the backup holds the VIP and has announced it
+    // before the old master lets go, so at most the probes in flight while
+    // the client's neighbour entry changes are lost (a few of 5 ms, on a
+    // loaded machine), never an advert interval (200 ms: 40 probes).
+    assert!(ms(drain, "probes_lost") <= 4, "drain: {drain}");
     assert!(ms(drain, "probes_sent") > 0, "the prober ran: {drain}");
     let partition = drills
         .iter()
