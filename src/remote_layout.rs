@@ -42,6 +42,9 @@ pub const STATE_DIR: &str = "/var/lib/hactl";
 pub const RUN_DIR: &str = "/run/hactl";
 /// The agent's record of the VIPs it added (`STATE_DIR/vips.json`).
 pub const AGENT_LEDGER: &str = "/var/lib/hactl/vips.json";
+/// Where deploy records the digests of the files it installed
+/// (`crate::facts::FileHash`).
+pub const SUMS_DIR: &str = "/var/lib/hactl/sums";
 /// The agent's status socket (`--socket`).
 pub const AGENT_SOCKET: &str = "/run/hactl/agent.sock";
 /// Pid file of the agent when hactl supervises it.

@@ -426,6 +426,18 @@ fn the_keepalived_backend_deploys_and_fails_over() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert!(vips.iter().all(|v| !lab.addresses("lb03").contains(v)));
+    // keepalived is gone (it exits a moment after its VIPs leave).
+    let gone = format!(
+        "case $(sed 's/.*) //' /proc/{pid}/stat 2>/dev/null | cut -c1) in ''|Z|X) echo gone ;; *) echo running ;; esac"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lab.exec("lb03", &gone).trim() != "gone" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keepalived {pid} did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 
     // A deploy starts it again and the VIPs go home.
     let (ok, report, stderr) = deploy_json(&lab, &[]);

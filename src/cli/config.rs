@@ -28,6 +28,8 @@ pub struct Settings {
     pub json: bool,
     pub color: bool,
     pub templates: Option<PathBuf>,
+    /// `--ssh-default-kex`: OpenSSH's key exchange order, untouched.
+    pub ssh_default_kex: bool,
     /// Where labs keep their state (`$HACTL_LAB_DIR`, else /var/lib/hactl/lab).
     pub lab_root: PathBuf,
 }
@@ -167,6 +169,7 @@ impl Config {
                 json: args.json,
                 color: !(args.no_color || env.no_color),
                 templates: args.templates,
+                ssh_default_kex: args.ssh_default_kex,
                 lab_root: env
                     .lab_dir
                     .clone()

@@ -11,7 +11,7 @@ use crate::inventory::{Inventory, pattern};
 use crate::lab::{Lab, LabName, LabPaths, SshIdentity};
 use crate::output::Output;
 use crate::plan::{self, ClusterPlan, Connection};
-use crate::ssh::{HostKeyPolicy, SshOptions, Target};
+use crate::ssh::{HostKeyPolicy, KeyExchange, SshOptions, Target};
 
 use super::config::Settings;
 use super::error::Error;
@@ -173,6 +173,11 @@ impl Context {
                 HostKeyPolicy::Strict
             },
             connect_timeout: Duration::from_secs(5),
+            key_exchange: if self.settings.ssh_default_kex {
+                KeyExchange::System
+            } else {
+                KeyExchange::Fast
+            },
             ..SshOptions::default()
         }
     }

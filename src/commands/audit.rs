@@ -80,8 +80,7 @@ fn judge(ctx: &Context, options: &AuditOptions) -> Result<audit::Report, Unjudge
     let ssh = SshOptions {
         connect_timeout: (timeout / 3).clamp(Duration::from_secs(1), Duration::from_secs(10)),
         command_timeout: timeout,
-        forks: ctx.settings.forks,
-        ..SshOptions::default()
+        ..ctx.ssh_options(false)
     };
     let observations = ctx.runtime()?.block_on(async {
         let deadline = tokio::time::Instant::now() + timeout;

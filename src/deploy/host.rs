@@ -35,10 +35,16 @@ const DIRS: &[&str] = &[
 
 /// Moves F.hactl-new over F, keeping F as F.prev when it existed: argv F...
 /// Prints `prev F` or `new F` per file.
+/// argv (F DIGEST RECORD) triples: also records F's size, inode, change
+/// time and digest in RECORD for the next run's hash fact.
 const INSTALL: &str = r#"set -e
-for f in "$@"; do
+while [ $# -ge 3 ]; do
+  f=$1
   if [ -e "$f" ]; then cp -p -- "$f" "$f.prev"; echo "prev $f"; else echo "new $f"; fi
   mv -f -- "$f.hactl-new" "$f"
+  mkdir -p -m 0700 -- "${3%/*}"
+  { stat -c '%s %i %.9Z' -- "$f"; echo "$2"; } >"$3.tmp" && mv -f -- "$3.tmp" "$3"
+  shift 3
 done"#;
 
 /// Puts F.prev back over F, or removes F when it had no previous version:
@@ -317,7 +323,11 @@ async fn install(session: &HostSession, files: &[&WantedFile]) -> Result<Vec<Str
         return Ok(Vec::new());
     }
     let mut argv = vec!["sh".to_string(), "-c".into(), INSTALL.into(), "sh".into()];
-    argv.extend(files.iter().map(|s| s.file.path.clone()));
+    for w in files {
+        argv.push(w.file.path.clone());
+        argv.push(w.file.digest().to_string());
+        argv.push(crate::facts::hash_record(&w.file.path));
+    }
     let installed = session
         .run(&RemoteCommand::new(&argv).become_(true))
         .await?;
@@ -491,15 +501,26 @@ pub(super) async fn wait_healthy(
 ) -> Result<(), String> {
     let settled_by = tokio::time::Instant::now() + settle_time(pair);
     let slow_by = settled_by + SLOW_HOST_GRACE;
-    loop {
-        let seen = observe::observe(
+    let look = |targets: Vec<Target>| async move {
+        observe::observe(
             pool,
             cluster,
-            pair_targets,
+            &targets,
             &Wants::placement(),
             Limit::PerHost(LOOK_TIMEOUT),
         )
-        .await;
+        .await
+    };
+    // The first look takes in the whole pair (do the instances' masters
+    // run?); deploy changes no other host while it waits, so later looks
+    // ask this host alone.
+    let mut seen = look(pair_targets.to_vec()).await;
+    let mine: Vec<Target> = pair_targets
+        .iter()
+        .filter(|t| t.host == host)
+        .cloned()
+        .collect();
+    loop {
         let verdict = judge_health(pair, host, &seen);
         let answered = pair
             .hosts
@@ -511,6 +532,7 @@ pub(super) async fn wait_healthy(
             Err(why) if now >= slow_by || (answered && now >= settled_by) => return Err(why),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
+        seen.hosts.extend(look(mine.clone()).await.hosts);
     }
 }
 

@@ -1,6 +1,14 @@
 //! File facts: a file's SHA-256 (deploy skips an upload whose hash
 //! matches), and the process a pid file names (the lab's agent runs under
 //! hactl's supervision with a pid file instead of systemd).
+//!
+//! Hashing the agent binary (megabytes) on every host at every run is the
+//! biggest cost of a deploy with nothing to change, so deploy records, when
+//! it installs a file, the file's size, inode and change time with its
+//! digest (`/var/lib/hactl/sums/`, one file per path); the hash fact trusts
+//! that record only while all three still match (any write, rename, chmod or
+//! replacement changes the change time, which no user can set back), and
+//! hashes the file otherwise, as git's index and rsync's quick check do.
 
 use serde::Serialize;
 
@@ -9,11 +17,30 @@ use crate::ssh::{CommandOutput, RemoteCommand, script_argv};
 
 // ===== hashes =====
 
-/// `sha256sum -- PATH`: the lowercase hex digest, `None` when the file does
-/// not exist. Runs as root when the target becomes root.
+/// The digest of argv PATH RECORD: the record's when the file's `size
+/// inode ctime` still match its first line, else `sha256sum`'s.
+const QUICK_HASH: &str = r#"if [ -r "$2" ] && { read -r want && read -r sum; } <"$2" && [ -n "$sum" ] \
+   && [ "$(stat -c '%s %i %.9Z' -- "$1" 2>/dev/null)" = "$want" ]; then
+  printf '%s  %s\n' "$sum" "$1"
+  exit 0
+fi
+exec sha256sum -- "$1""#;
+
+/// The SHA-256 of PATH: the lowercase hex digest, `None` when the file does
+/// not exist (see the module doc for the record deploy keeps). Runs as
+/// root when the target becomes root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileHash {
     pub path: String,
+}
+
+/// Where deploy records the digest of an installed file.
+pub fn hash_record(path: &str) -> String {
+    format!(
+        "{}/{}",
+        crate::remote_layout::SUMS_DIR,
+        path.trim_start_matches('/').replace('/', "%")
+    )
 }
 
 impl Fact for FileHash {
@@ -24,7 +51,11 @@ impl Fact for FileHash {
     }
 
     fn command(&self) -> RemoteCommand {
-        RemoteCommand::new(&["sha256sum", "--", &self.path])
+        RemoteCommand::new(&script_argv(
+            QUICK_HASH,
+            &[self.path.as_str(), &hash_record(&self.path)],
+        ))
+        .named("file hash")
     }
 
     fn parse(&self, output: &CommandOutput) -> Result<Option<String>, ParseError> {
@@ -173,8 +204,11 @@ mod tests {
             path: "/usr/local/lib/hactl/hactl-agent".into(),
         };
         assert_eq!(
-            fact.command().argv,
-            ["sha256sum", "--", "/usr/local/lib/hactl/hactl-agent"]
+            &fact.command().argv[4..],
+            [
+                "/usr/local/lib/hactl/hactl-agent",
+                "/var/lib/hactl/sums/usr%local%lib%hactl%hactl-agent"
+            ]
         );
         let line = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  /x\n";
         assert_eq!(
@@ -190,6 +224,45 @@ mod tests {
                 .is_err()
         );
         assert!(fact.parse(&output(0, "abc  /x\n", "")).is_err());
+    }
+
+    /// The record is trusted only while size, inode and change time match.
+    #[test]
+    fn the_recorded_digest_is_used_until_the_file_changes() {
+        let dir = std::env::temp_dir().join(format!("hactl-quick-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("f");
+        let record = dir.join("record");
+        std::fs::write(&file, b"abc").unwrap();
+        let run = || {
+            let out = std::process::Command::new("sh")
+                .args(["-c", QUICK_HASH, "sh"])
+                .arg(&file)
+                .arg(&record)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let real = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert!(run().starts_with(real), "no record: hashed");
+        let stat = std::process::Command::new("stat")
+            .args(["-c", "%s %i %.9Z", "--"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let recorded = "1".repeat(64);
+        std::fs::write(
+            &record,
+            format!("{}{recorded}\n", String::from_utf8(stat.stdout).unwrap()),
+        )
+        .unwrap();
+        assert!(run().starts_with(&recorded), "the record matches");
+        std::fs::write(&file, b"abc").unwrap();
+        assert!(
+            run().starts_with(real),
+            "rewritten (same bytes): hashed again"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

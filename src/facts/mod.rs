@@ -27,7 +27,7 @@ mod time_sync;
 
 pub use batch::{Answers, Batch, Slot, split_frames};
 pub use daemon::{AgentAnswer, AgentStatus, Daemon, DaemonState, Supervisor};
-pub use files::{FileHash, FileText, PidFileProcess, ProcessState};
+pub use files::{FileHash, FileText, PidFileProcess, ProcessState, hash_record};
 pub use firewall::{BlockingRule, FirewallBackend, FirewallRules, VrrpFirewall};
 pub use network::{Interface, InterfaceAddress, Interfaces, Resolve};
 pub use probes::{

@@ -99,6 +99,9 @@ pub(crate) fn master_argv(
         options.control_persist.as_secs().max(1)
     ));
     option("BatchMode=yes".into());
+    if let Some(kex) = options.key_exchange.ssh_option() {
+        option(kex.into());
+    }
     option(options.host_key_policy.ssh_option().into());
     option(format!(
         "ConnectTimeout={}",
