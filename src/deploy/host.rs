@@ -173,6 +173,21 @@ pub(super) struct HostWork {
     pub wanted: Vec<WantedFile>,
     pub plan: Plan<HostStep>,
     pub lines: Vec<String>,
+    /// What healthy means for this host once changed.
+    pub health: HealthRule,
+}
+
+/// What deploy waits for after changing a host.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HealthRule {
+    /// Instances no host of the pair served (held the VIPs of) when the
+    /// pair's deploy began: nothing to keep up, so their master may still
+    /// be BACKUP (converging) while the roll goes on.
+    pub unserved: std::collections::BTreeSet<String>,
+    /// For the last host of the pair's roll: the pair's hosts that answered
+    /// deploy's first look; each must then be as planned, strictly (the
+    /// unserved instances have converged). Empty: this host alone.
+    pub whole_pair: Vec<String>,
 }
 
 pub(super) fn host_work(
@@ -215,6 +230,7 @@ pub(super) fn host_work(
         wanted,
         plan: work,
         lines,
+        health: HealthRule::default(),
     })
 }
 
@@ -294,6 +310,7 @@ pub(super) async fn deploy_host(
         files: uploads,
         action,
         pid: facts.daemon.pid(),
+        health: &work.health,
     };
     let restore = apply(pool, plan, pair, session, pair_targets, &host_plan).await?;
     Ok(HostDone {
@@ -314,6 +331,7 @@ struct HostChange<'a> {
     files: Vec<&'a WantedFile>,
     action: Action,
     pid: Option<u32>,
+    health: &'a HealthRule,
 }
 
 /// Installs uploaded `.hactl-new` files; returns the (prev|new, path)
@@ -441,7 +459,7 @@ async fn apply(
         Action::Reload => control.reload(session).await,
     };
     let health = match acted {
-        Ok(()) => wait_healthy(pool, cluster, pair, &host, pair_targets).await,
+        Ok(()) => wait_healthy(pool, cluster, pair, &host, pair_targets, plan.health).await,
         Err(e) => Err(e.to_string()),
     };
     let Err(mut detail) = health else {
@@ -498,6 +516,7 @@ pub(super) async fn wait_healthy(
     pair: &PairPlan,
     host: &str,
     pair_targets: &[Target],
+    rule: &HealthRule,
 ) -> Result<(), String> {
     let settled_by = tokio::time::Instant::now() + settle_time(pair);
     let slow_by = settled_by + SLOW_HOST_GRACE;
@@ -517,15 +536,26 @@ pub(super) async fn wait_healthy(
     let mut seen = look(pair_targets.to_vec()).await;
     let mine: Vec<Target> = pair_targets
         .iter()
-        .filter(|t| t.host == host)
+        .filter(|t| t.host == host || rule.whole_pair.contains(&t.host))
         .cloned()
         .collect();
     loop {
-        let verdict = judge_health(pair, host, &seen);
-        let answered = pair
-            .hosts
+        let verdict = if rule.whole_pair.is_empty() {
+            judge_health(pair, host, &seen, &rule.unserved)
+        } else {
+            rule.whole_pair.iter().try_for_each(|h| {
+                judge_health(pair, h, &seen, &Default::default()).map_err(|why| {
+                    if h == host {
+                        why
+                    } else {
+                        format!("{h}: {why}")
+                    }
+                })
+            })
+        };
+        let answered = mine
             .iter()
-            .all(|h| matches!(seen.hosts.get(&h.name), Some(observe::HostView::Reached(_))));
+            .all(|t| matches!(seen.hosts.get(&t.host), Some(observe::HostView::Reached(_))));
         let now = tokio::time::Instant::now();
         match verdict {
             Ok(()) => return Ok(()),
@@ -544,8 +574,14 @@ const SLOW_HOST_GRACE: Duration = Duration::from_secs(60);
 /// Whether `host` is healthy in `seen` (pure; see the module doc of
 /// `deploy`): its daemon runs, each of its instances is in its planned
 /// state with all its VIPs (master) or none (backup); a backup may be
-/// MASTER while its instance's master does not run yet.
-pub fn judge_health(pair: &PairPlan, host: &str, seen: &Observation) -> Result<(), String> {
+/// MASTER while its instance's master does not run yet, and the master of
+/// an instance in `unserved` may still be BACKUP (converging).
+pub fn judge_health(
+    pair: &PairPlan,
+    host: &str,
+    seen: &Observation,
+    unserved: &std::collections::BTreeSet<String>,
+) -> Result<(), String> {
     let facts = match seen.hosts.get(host) {
         Some(observe::HostView::Reached(facts)) => facts,
         Some(observe::HostView::Unreachable(why)) => return Err(why.clone()),
@@ -572,6 +608,7 @@ pub fn judge_health(pair: &PairPlan, host: &str, seen: &Observation) -> Result<(
             .is_some_and(|m| m.daemon_up == Some(true));
         match role.state {
             State::Master if state == "MASTER" && present == inst.vips.len() => {}
+            State::Master if unserved.contains(&inst.name) && state == "BACKUP" => {}
             State::Master => {
                 return Err(format!(
                     "instance {} is {state} with {present}/{} VIPs, wants MASTER with all",

@@ -269,6 +269,36 @@ async fn deploy_pair(
     let changes = work
         .values()
         .any(|w| !matches!(w, Ok(w) if w.plan.is_noop()));
+    // Instances nobody served when this began (a first deploy): their
+    // masters may converge while the roll goes on; the last host to change
+    // waits for the whole pair.
+    let answered: Vec<String> = pair_targets
+        .iter()
+        .filter(|t| seen.facts(&t.host).is_some())
+        .map(|t| t.host.clone())
+        .collect();
+    let every_host_seen = answered.len() == pair_targets.len();
+    let unserved: std::collections::BTreeSet<String> = pair
+        .instances
+        .iter()
+        .filter(|inst| every_host_seen && seen.instance(pair, inst).holders.is_empty())
+        .map(|inst| inst.name.clone())
+        .collect();
+    let last_changed = rolling_order(pair)
+        .into_iter()
+        .rfind(|h| matches!(work.get(h), Some(Ok(w)) if !w.plan.is_noop()));
+    for (name, planned) in work.iter_mut() {
+        if let Ok(w) = planned {
+            w.health = host::HealthRule {
+                unserved: unserved.clone(),
+                whole_pair: if last_changed.as_ref() == Some(name) {
+                    answered.clone()
+                } else {
+                    Vec::new()
+                },
+            };
+        }
+    }
     let preflight = if changes {
         progress.message(&format!("{}: preflight", pair.name));
         preflight::run(pool, plan, pair_targets, options.in_lab).await
