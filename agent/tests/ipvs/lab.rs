@@ -8,6 +8,12 @@ use std::time::{Duration, Instant};
 
 use crate::support::netns::{Host, Spawned, wait_for};
 
+/// The agent binary inside the VM (`vm/run.sh` puts it at a fixed path,
+/// since the one cargo compiled in may be under the guest's tmpfs /tmp).
+pub fn agent_bin() -> String {
+    std::env::var("HACTL_VM_AGENT").unwrap_or_else(|_| env!("CARGO_BIN_EXE_hactl-agent").into())
+}
+
 static DIRS: AtomicUsize = AtomicUsize::new(0);
 
 /// Generous under TCG: the VM is slow.
@@ -55,8 +61,9 @@ impl<'h> Daemon<'h> {
             scratch.file("agent.sock"),
             scratch.file("state"),
         );
+        let agent = agent_bin();
         let process = host.spawn(&[
-            env!("CARGO_BIN_EXE_hactl-agent"),
+            agent.as_str(),
             "run",
             "-f",
             &conf,
@@ -149,13 +156,10 @@ impl<'h> Daemon<'h> {
     /// The agent's status as JSON (`hactl-agent status --json`).
     pub fn status(&self) -> serde_json::Value {
         let socket = self.scratch.file("agent.sock");
-        let out = self.host.exec(&[
-            env!("CARGO_BIN_EXE_hactl-agent"),
-            "status",
-            "--json",
-            "--socket",
-            &socket,
-        ]);
+        let agent = agent_bin();
+        let out = self
+            .host
+            .exec(&[agent.as_str(), "status", "--json", "--socket", &socket]);
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
     }
 }

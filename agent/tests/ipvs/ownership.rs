@@ -135,12 +135,8 @@ pub fn cleanup_after_a_crash() {
     wait_until(DEADLINE, "the agent gone", || agent.exited());
     assert_eq!(table(host).len(), 6, "a killed agent cannot clean up");
     let state = agent.scratch.file("state");
-    let out = host.run(&[
-        env!("CARGO_BIN_EXE_hactl-agent"),
-        "cleanup",
-        "--state-dir",
-        &state,
-    ]);
+    let agent_bin = crate::lab::agent_bin();
+    let out = host.run(&[agent_bin.as_str(), "cleanup", "--state-dir", &state]);
     assert!(out.contains("removed 2 IPVS service(s)"), "{out}");
     assert_eq!(table(host), ["TCP 10.9.9.9:80 sh"]);
 }

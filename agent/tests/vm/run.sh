@@ -7,7 +7,7 @@
 # The guest: the Debian kernel under qemu TCG (no NIC, nothing leaves it),
 # the base initramfs from prepare.sh (cached in HACTL_VM_CACHE, default
 # target/ipvs-vm) and a payload cpio appended per run with PROGRAM (debug
-# info stripped), hactl-agent at the path cargo compiled into the tests,
+# info stripped), hactl-agent as /payload/hactl-agent (HACTL_VM_AGENT),
 # and the environment variables HACTL_*, RUST_BACKTRACE and RUST_LOG.
 # The working directory inside is the caller's (an empty directory).
 #
@@ -36,11 +36,12 @@ strip_copy() {
     objcopy --strip-debug "$1" "$payload$2" 2>/dev/null || cp "$1" "$payload$2"
 }
 strip_copy "$prog" /payload/prog
-# The agent binary where env!("CARGO_BIN_EXE_hactl-agent") points.
+# The agent binary, at a fixed path (the tests read HACTL_VM_AGENT): the
+# path cargo compiled in may lie under /tmp, which the guest's init covers
+# with a tmpfs.
 agent="$(dirname "$prog")/../hactl-agent"
 if [ -x "$agent" ]; then
-    agent=$(readlink -f "$agent")
-    strip_copy "$agent" "$agent"
+    strip_copy "$(readlink -f "$agent")" /payload/hactl-agent
 fi
 # Libraries the program needs beyond what the base has.
 base_list="$work/base.list"
@@ -58,6 +59,7 @@ quote() { printf "'%s' " "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
         printf 'export %s\n' "$(quote "$kv")"
     done
     echo 'export HACTL_IN_VM=1'
+    echo 'export HACTL_VM_AGENT=/payload/hactl-agent'
     printf 'mkdir -p %s && cd %s\n' "$(quote "$PWD")" "$(quote "$PWD")"
     printf 'exec /payload/prog'
     for a in "$@"; do printf ' %s' "$(quote "$a")"; done
