@@ -8,7 +8,8 @@ use std::fs;
 
 use super::state::LabState;
 use super::system::{
-    ip, is_alive, links_with_prefix, namespace_exists, namespace_pids, namespaces, run, terminate,
+    ip, is_alive, links_with_prefix, namespace_exists, namespace_pids, namespaces, run,
+    runs_under_a_host_init, terminate,
 };
 use super::{DownReport, Lab, LabError, names};
 
@@ -60,7 +61,13 @@ impl Lab {
             pids.extend(namespace_pids(namespace)?);
         }
         let pids: Vec<u32> = pids.into_iter().filter(|&p| is_alive(p)).collect();
-        let survivors = terminate(&pids);
+        // A host's own processes first, each with its grace: when a host's
+        // PID 1 (its sshd) or the holder above it ends, the kernel SIGKILLs
+        // whatever still runs in the host, and an agent must get its SIGTERM.
+        let (guests, holders): (Vec<u32>, Vec<u32>) =
+            pids.iter().partition(|&&p| runs_under_a_host_init(p));
+        let mut survivors = terminate(&guests);
+        survivors.extend(terminate(&holders));
         if !pids.is_empty() {
             removed.push(format!("ended {} processes", pids.len() - survivors.len()));
         }

@@ -278,6 +278,22 @@ pub(crate) fn net_namespace_of(pid: u32) -> Option<u64> {
     link.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
+/// Whether a process lives in a nested PID namespace without being its
+/// init: `NSpid` lists its PID in each namespace, outermost first, and the
+/// last is 1 only for an init.
+pub(crate) fn runs_under_a_host_init(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| nested_non_init(&status))
+        .unwrap_or(false)
+}
+
+fn nested_non_init(status: &str) -> Option<bool> {
+    let line = status.lines().find_map(|l| l.strip_prefix("NSpid:"))?;
+    let ids: Vec<&str> = line.split_whitespace().collect();
+    Some(ids.len() > 1 && ids.last() != Some(&"1"))
+}
+
 /// Ends processes by PID: SIGTERM, then SIGKILL for those still alive after
 /// a grace period. Returns the PIDs that outlived both.
 pub(crate) fn terminate(pids: &[u32]) -> Vec<u32> {
@@ -323,6 +339,17 @@ pub(crate) fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_pid_namespaces() {
+        assert_eq!(
+            nested_non_init("Name:\tsleep\nNSpid:\t4242\t17\n"),
+            Some(true)
+        );
+        assert_eq!(nested_non_init("NSpid:\t4242\t1\n"), Some(false));
+        assert_eq!(nested_non_init("NSpid:\t4242\n"), Some(false));
+        assert_eq!(nested_non_init("Name:\tx\n"), None);
+    }
 
     #[test]
     fn namespace_listing() {
