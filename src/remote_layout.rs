@@ -12,6 +12,7 @@
 //! /var/lib/hactl/vips.json              the agent's VIP ledger (crash safety)
 //! /run/hactl/agent.sock                 agent status socket
 //! /run/hactl/agent.pid                  supervised agent (no systemd)
+//! /run/hactl/agent-supervisor.pid       its supervisor (`hactl-agent supervise`)
 //! /run/hactl/keepalived.pid             supervised keepalived (no systemd)
 //! /run/hactl/fail-<check>               drill flag: a lab check fails while it exists
 //! ```
@@ -49,6 +50,9 @@ pub const SUMS_DIR: &str = "/var/lib/hactl/sums";
 pub const AGENT_SOCKET: &str = "/run/hactl/agent.sock";
 /// Pid file of the agent when hactl supervises it.
 pub const AGENT_PID_FILE: &str = "/run/hactl/agent.pid";
+/// Pid file of `hactl-agent supervise`, the agent's parent when hactl
+/// supervises it: it removes a dead agent's VIPs and restarts it.
+pub const AGENT_SUPERVISOR_PID_FILE: &str = "/run/hactl/agent-supervisor.pid";
 /// Log of the agent when hactl supervises it.
 pub const AGENT_LOG: &str = "/var/lib/hactl/agent.log";
 /// Pid file of keepalived's parent process when hactl supervises it (`-p`).
