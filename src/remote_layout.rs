@@ -15,6 +15,7 @@
 //! /run/hactl/agent-supervisor.pid       its supervisor (`hactl-agent supervise`)
 //! /run/hactl/keepalived.pid             supervised keepalived (no systemd)
 //! /run/hactl/fail-<check>               drill flag: a lab check fails while it exists
+//! /run/hactl/drill-undo.json            a drill's fault not yet undone (its undo)
 //! ```
 //!
 //! Where systemd runs (PID 1 is systemd), the agent is the unit
@@ -69,6 +70,12 @@ pub const AGENT_UNIT: &str = "hactl-agent.service";
 pub const AGENT_UNIT_FILE: &str = "/etc/systemd/system/hactl-agent.service";
 /// The distribution's keepalived unit.
 pub const KEEPALIVED_UNIT: &str = "keepalived.service";
+
+/// The undo of a drill's fault, written on the faulted host before the
+/// fault and removed once undone: what a killed run left, for the next
+/// run or `hactl failover-test --restore` (in /run: a reboot undoes the
+/// faults too).
+pub const DRILL_UNDO: &str = "/run/hactl/drill-undo.json";
 
 /// The drill flag of a check: a check script deployed for the lab
 /// (`test ! -e /run/hactl/fail-NAME`) fails while this file exists, so a
