@@ -29,6 +29,17 @@ pub struct DeployCommand {
 
 impl DeployCommand {
     pub fn execute(&self, ctx: &Context) -> Result<i32, Error> {
+        // Before anything: a second deploy of this inventory refuses at
+        // once (a --check changes nothing and needs no lock).
+        let _lock = if self.check {
+            None
+        } else {
+            let inventory = &ctx.inventory()?.path;
+            Some(
+                deploy::lock::ControllerLock::acquire(inventory)
+                    .map_err(|e| Error::Busy(crate::error_chain(&e)))?,
+            )
+        };
         let plan = ctx.plan()?;
         let targets = ctx.targets(&ctx.pair_hosts()?)?;
         let agent_bin = if plan.pairs.iter().any(|p| p.backend == Backend::Agent) {
@@ -45,17 +56,6 @@ impl DeployCommand {
             in_lab: ctx.lab()?.is_some(),
             forks: ctx.settings.forks,
             cancel: deploy::Cancel::default(),
-        };
-        // Before anything: a second deploy of this inventory refuses at
-        // once (a --check changes nothing and needs no lock).
-        let _lock = if self.check {
-            None
-        } else {
-            let inventory = &ctx.inventory()?.path;
-            Some(
-                deploy::lock::ControllerLock::acquire(inventory)
-                    .map_err(|e| Error::Busy(crate::error_chain(&e)))?,
-            )
         };
         let ssh = ctx.ssh_options(self.remote.accept_new_host_keys);
         let report = ctx.runtime()?.block_on(async {
