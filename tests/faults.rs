@@ -710,6 +710,168 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
         ),
     );
 
+    // ===== new check scripts wait for the config that goes with them =====
+    m.edit_inventory(
+        "                  test ! -e /run/hactl/fail-check_web\n",
+        "                  test ! -e /run/hactl/fail-check_web\n                  # v2\n",
+    );
+    let broken = m.lab.dir.join("broken");
+    fs::create_dir_all(&broken).unwrap();
+    let template = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/keepalived.conf.j2"
+    ))
+    .unwrap();
+    fs::write(
+        broken.join("keepalived.conf.j2"),
+        format!("{template}\nnot_a_keepalived_keyword 1\n"),
+    )
+    .unwrap();
+    let out = m
+        .lab
+        .hactl(&["--templates", broken.to_str().unwrap(), "deploy"], &[]);
+    let stderr = text_of(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("lb02: hactl-agent check rejected the new config"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(".hactl-check"), "{stderr}");
+    let script = fs::read_to_string(m.host_file("lb02", "/etc/hactl/checks/check_web.sh")).unwrap();
+    assert!(
+        !script.contains("# v2"),
+        "the new script went live: {script}"
+    );
+    let leftovers = m.lab.exec("lb02", "find /etc/hactl -name '*.hactl-*'");
+    assert_eq!(leftovers.trim(), "", "files left behind");
+    let (ok, report, stderr) = m.deploy();
+    assert!(ok, "{report} {stderr}");
+    let script = fs::read_to_string(m.host_file("lb02", "/etc/hactl/checks/check_web.sh")).unwrap();
+    assert!(script.contains("# v2"), "{script}");
+    m.assert_as_planned(Duration::from_secs(10));
+    m.row(
+        "a changed check script with a config the agent rejects",
+        "the script does not go live before its config validates",
+        "lb02 refused the config; check_web.sh unchanged, nothing left; the next good deploy installed both".into(),
+    );
+
+    // ===== SIGTERM to hactl during a rolling deploy =====
+    m.edit_inventory("{lb03: 210, lb04: 95}", "{lb03: 220, lb04: 85}");
+    let lb03_conf = m.host_file("lb03", "/etc/hactl/keepalived.conf");
+    let lb04_conf = m.host_file("lb04", "/etc/hactl/keepalived.conf");
+    let old = (
+        fs::read_to_string(&lb03_conf).unwrap(),
+        fs::read_to_string(&lb04_conf).unwrap(),
+    );
+    let lb04_new = m.host_file("lb04", "/etc/hactl/keepalived.conf.hactl-new");
+    let deploy = m.spawn_deploy();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // As soon as lb04's new config is uploaded (or installed).
+    while !lb04_new.exists()
+        && !fs::read_to_string(&lb04_conf)
+            .unwrap_or_default()
+            .contains("priority 85")
+    {
+        assert!(Instant::now() < deadline, "lb04 never got the new config");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = deploy.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = deploy.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text_of(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The host in progress was put back; a host done before the signal
+    // keeps the new config; none after it started.
+    let mut interrupted = Vec::new();
+    for (host, path, before) in [("lb04", &lb04_conf, &old.1), ("lb03", &lb03_conf, &old.0)] {
+        let now = fs::read_to_string(path).unwrap();
+        let h = host_of(&report, host);
+        if h["ok"] == true {
+            assert_ne!(&now, before, "{host} reported done: {report}");
+        } else {
+            assert_eq!(&now, before, "{host} not put back: {report}");
+            interrupted.push(format!("{host}: {}", h["error"].as_str().unwrap_or("")));
+        }
+    }
+    assert!(!interrupted.is_empty(), "{report}");
+    let leftovers = m.lab.exec("lb04", "find /etc/hactl -name '*.hactl-*'");
+    assert_eq!(leftovers.trim(), "", "files left behind");
+    m.assert_as_planned(Duration::from_secs(10));
+    let (ok, report, stderr) = m.deploy();
+    assert!(ok, "{report} {stderr}");
+    m.audit_ok();
+    m.row(
+        "SIGTERM to hactl during a rolling deploy",
+        "the host in progress is rolled back, nothing more starts, exit 130",
+        format!(
+            "exit 130; {}; the next deploy finished",
+            interrupted.join("; ")
+        ),
+    );
+
+    // ===== signals and kills during a drill =====
+    let nft_table = "nft list table inet hactl_drill >/dev/null 2>&1";
+    let mut results = Vec::new();
+    for signal in ["TERM", "HUP", "KILL"] {
+        let drill = Command::new(HACTL)
+            .args(["failover-test", "--json", m.lab.inventory.to_str().unwrap()])
+            .args(["--pair", "api_lb", "--scenario", "partition"])
+            .env("HACTL_LAB_DIR", m.lab.dir.join("labs"))
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while m.lab_ok("lb04", nft_table).is_err() {
+            assert!(Instant::now() < deadline, "the partition never began");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let pid = drill.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([&format!("-{signal}"), &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = drill.wait_with_output().unwrap();
+        let record = m.host_file("lb04", "/run/hactl/drill-undo.json");
+        if signal == "KILL" {
+            // Nothing ran the undo: the record says what it is.
+            assert!(m.lab_ok("lb04", nft_table).is_ok(), "the partition stays");
+            assert!(record.exists(), "no undo recorded on lb04");
+            let out = m
+                .lab
+                .hactl(&["failover-test", "--restore"], &["--pair", "api_lb"]);
+            let text = text_of(&out.stdout);
+            assert!(out.status.success(), "{text} {}", text_of(&out.stderr));
+            assert!(text.contains("lb04: api_lb api partition undone"), "{text}");
+            results.push("SIGKILL: the partition stayed, `--restore` undid it".to_string());
+        } else {
+            assert_eq!(out.status.code(), Some(130), "{}", text_of(&out.stderr));
+            results.push(format!("SIG{signal}: undone, exit 130"));
+        }
+        assert!(
+            m.lab_ok("lb04", nft_table).is_err(),
+            "the partition is left"
+        );
+        assert!(!record.exists(), "the record is left");
+        m.assert_as_planned(Duration::from_secs(10));
+    }
+    m.audit_ok();
+    m.row(
+        "SIGTERM, SIGHUP, SIGKILL to hactl during a partition drill",
+        "a signal runs the undo; after SIGKILL the record on the host lets `failover-test --restore` undo it",
+        results.join("; "),
+    );
+
     // ===== a host reboot =====
     // Every process of lb03 ends with its PID 1 (its sshd); what a reboot
     // also does to the kernel's state is done by hand: addresses other
@@ -779,6 +941,28 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
 }
 
 impl Matrix {
+    /// `hactl lab exec HOST -- sh -c SCRIPT`: Ok when it succeeded.
+    fn lab_ok(&self, host: &str, script: &str) -> Result<(), ()> {
+        let out = Command::new(HACTL)
+            .args([
+                "-i",
+                self.lab.inventory.to_str().unwrap(),
+                "lab",
+                "exec",
+                host,
+                "--",
+            ])
+            .args(["sh", "-c", script])
+            .env("HACTL_LAB_DIR", self.lab.dir.join("labs"))
+            .output()
+            .unwrap();
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(())
+        }
+    }
+
     fn spawn_deploy(&self) -> Child {
         Command::new(HACTL)
             .args(["deploy", "--json", self.lab.inventory.to_str().unwrap()])
