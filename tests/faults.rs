@@ -818,7 +818,7 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     // ===== signals and kills during a drill =====
     let nft_table = "nft list table inet hactl_drill >/dev/null 2>&1";
     let mut results = Vec::new();
-    for signal in ["TERM", "HUP", "KILL"] {
+    for signal in ["TERM", "HUP", "KILL", "KILL-then-run"] {
         let drill = Command::new(HACTL)
             .args(["failover-test", "--json", m.lab.inventory.to_str().unwrap()])
             .args(["--pair", "api_lb", "--scenario", "partition"])
@@ -834,16 +834,35 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let pid = drill.id().to_string();
+        let sent = signal.split('-').next().unwrap();
         assert!(
             Command::new("kill")
-                .args([&format!("-{signal}"), &pid])
+                .args([&format!("-{sent}"), &pid])
                 .status()
                 .unwrap()
                 .success()
         );
         let out = drill.wait_with_output().unwrap();
         let record = m.host_file("lb04", "/run/hactl/drill-undo.json");
-        if signal == "KILL" {
+        if signal == "KILL-then-run" {
+            // The next run undoes what the killed one left, then drills.
+            assert!(record.exists(), "no undo recorded on lb04");
+            let out = m.lab.hactl(
+                &["failover-test", "--json"],
+                &["--pair", "api_lb", "--scenario", "graceful"],
+            );
+            let drills: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{drills} {}",
+                text_of(&out.stderr)
+            );
+            assert_eq!(drills[0]["ok"], true, "{drills}");
+            results.push(
+                "SIGKILL then a new run: it undid the partition first, its drill ok".to_string(),
+            );
+        } else if signal == "KILL" {
             // Nothing ran the undo: the record says what it is.
             assert!(m.lab_ok("lb04", nft_table).is_ok(), "the partition stays");
             assert!(record.exists(), "no undo recorded on lb04");
@@ -868,8 +887,48 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     m.audit_ok();
     m.row(
         "SIGTERM, SIGHUP, SIGKILL to hactl during a partition drill",
-        "a signal runs the undo; after SIGKILL the record on the host lets `failover-test --restore` undo it",
+        "a signal runs the undo; after SIGKILL the record on the host lets `--restore`, or the next run, undo it",
         results.join("; "),
+    );
+
+    // ===== a check script flapping every second for 30 s =====
+    // check_web: interval 1 s, fall 2, rise 2, weight -60 (lb01's www
+    // priority 150 falls below lb02's 100): a down needs two failures in
+    // a row and an up two successes, so www can change hands at most
+    // twice per 4 s.
+    let watch = Watch::start(&m);
+    let since = m
+        .lab
+        .exec("lb01", "date -u +%Y-%m-%dT%H:%M:%S.%3NZ")
+        .trim()
+        .to_string();
+    m.lab.exec(
+        "lb01",
+        "for i in $(seq 15); do touch /run/hactl/fail-check_web; sleep 1; rm -f /run/hactl/fail-check_web; sleep 1; done",
+    );
+    let status: Value = serde_json::from_str(&m.lab.exec(
+        "lb01",
+        "/usr/local/lib/hactl/hactl-agent status --json --socket /run/hactl/agent.sock",
+    ))
+    .unwrap();
+    let flaps = status["instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["name"] == "www")
+        .flat_map(|i| i["transitions"].as_array().cloned().unwrap_or_default())
+        .filter(|t| t["time"].as_str().is_some_and(|time| time > since.as_str()))
+        .count();
+    let allowed = 2 * 30 / 4 + 2;
+    assert!(flaps <= allowed, "www changed state {flaps} times on lb01");
+    m.assert_as_planned(Duration::from_secs(10));
+    m.audit_ok();
+    let (_, most) = watch.finish();
+    assert_eq!(most, 1, "two holders while the check flapped");
+    m.row(
+        "check script flapping every second for 30 s (interval 1, fall 2, rise 2)",
+        "no more transitions than fall/rise allow (at most 2 per 4 s); one holder throughout",
+        format!("www changed state {flaps} times on lb01 (allowed {allowed}); one holder in every sample; audit OK"),
     );
 
     // ===== a host reboot =====

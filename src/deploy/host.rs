@@ -975,6 +975,28 @@ mod tests {
     }
 
     #[test]
+    fn the_unit_removes_a_dead_agents_vips_and_restarts_it() {
+        // Issue 14: a VIP never outlives its agent under systemd either.
+        let inv = crate::inventory::Inventory::load(std::path::Path::new("inventories/lab.yaml"))
+            .unwrap();
+        let plan = crate::plan::resolve(&inv, &|_| None).unwrap();
+        let files = render::render_host(&plan, "lb01", None, Secrets::Redact).unwrap();
+        let unit = files
+            .iter()
+            .find(|f| f.role == FileRole::Unit)
+            .expect("the agent's unit");
+        let lines: Vec<&str> = unit.content.lines().collect();
+        assert!(
+            lines.contains(
+                &"ExecStopPost=/usr/local/lib/hactl/hactl-agent cleanup --state-dir /var/lib/hactl"
+            ),
+            "{}",
+            unit.content
+        );
+        assert!(lines.contains(&"Restart=on-failure"), "{}", unit.content);
+    }
+
+    #[test]
     fn redact_hides_auth_pass_only() {
         let conf = "vrrp_instance a {\n    authentication {\n        auth_pass s3cret\n    }\n}\n";
         let out = redact(conf);
