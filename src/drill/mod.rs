@@ -429,7 +429,12 @@ impl Drills {
         } else {
             new_master.clone().unwrap_or_else(|| master.clone())
         };
-        let settle = bound * 3 + WAIT_SLACK;
+        // Not undone: the pair cannot settle as configured; one look.
+        let settle = if self.stopped_by().is_some() {
+            Duration::ZERO
+        } else {
+            bound * 3 + WAIT_SLACK
+        };
         let settled = wait_view(&sessions, pair, inst, settle, |v| {
             v.holders == [expected.clone()] && v.agents_down.is_empty()
         })
