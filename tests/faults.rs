@@ -486,7 +486,7 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     );
     let lb04_conf = m.host_file("lb04", "/etc/hactl/keepalived.conf");
     let mut deploy = m.spawn_deploy();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !fs::read_to_string(&lb04_conf)
         .unwrap_or_default()
         .contains("priority 90")
@@ -527,7 +527,7 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     let first = m.spawn_deploy();
     let owner = m.host_file("lb03", "/run/hactl/deploy.owner");
     let mine = format!("hactl deploy pid {} ", first.id());
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     // The second starts while the first holds its locks (the owner line
     // is written once the lock is taken).
     while !fs::read_to_string(&owner)
@@ -767,7 +767,7 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     );
     let lb04_new = m.host_file("lb04", "/etc/hactl/keepalived.conf.hactl-new");
     let deploy = m.spawn_deploy();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     // As soon as lb04's new config is uploaded (or installed).
     while !lb04_new.exists()
         && !fs::read_to_string(&lb04_conf)
