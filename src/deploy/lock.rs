@@ -52,15 +52,52 @@ pub enum LockError {
 }
 
 /// A held controller lock; released on drop (or when the process dies).
+/// The file is removed on drop, so runs leave nothing in /run; a run that
+/// locked a file already unlinked by the holder before it tries again
+/// with the file now at the path.
 #[derive(Debug)]
 pub struct ControllerLock {
-    _file: File,
+    file: File,
+    path: PathBuf,
+}
+
+impl Drop for ControllerLock {
+    fn drop(&mut self) {
+        // Unlinked while still held: whoever opens the path next gets a
+        // new file, whoever holds the old one sees it is gone.
+        if still_at(&self.file, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `file` is still the file at `path` (not unlinked meanwhile).
+fn still_at(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
 }
 
 impl ControllerLock {
     /// Takes the lock of `inventory` or says who holds it; never waits.
     pub fn acquire(inventory: &Path) -> Result<ControllerLock, LockError> {
         let path = controller_path(inventory);
+        let mut tries = 0;
+        loop {
+            let file = Self::try_once(inventory, &path)?;
+            tries += 1;
+            // Not at the path any more: its previous holder removed it as
+            // this run locked it; the lock is the new file's.
+            if still_at(&file, &path) || tries == 3 {
+                return Ok(ControllerLock { file, path });
+            }
+        }
+    }
+
+    fn try_once(inventory: &Path, path: &Path) -> Result<File, LockError> {
+        let path = path.to_path_buf();
         let open_error = |source| LockError::Open {
             path: path.clone(),
             source,
@@ -88,7 +125,7 @@ impl ControllerLock {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = writeln!(file, "{}", std::process::id());
-        Ok(ControllerLock { _file: file })
+        Ok(file)
     }
 }
 
@@ -159,5 +196,30 @@ impl HostLock {
     pub async fn release(mut self) {
         self.input.close().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.lines.finish()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_of_one_inventory_is_refused_and_nothing_stays_behind() {
+        let dir = std::env::temp_dir().join(format!("deploy-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let inventory = dir.join("inv.yaml");
+        std::fs::write(&inventory, "all: {}\n").unwrap();
+        let held = ControllerLock::acquire(&inventory).unwrap();
+        let path = controller_path(&inventory);
+        assert!(path.exists());
+        match ControllerLock::acquire(&inventory) {
+            Err(LockError::Held { holder, .. }) => assert_eq!(holder, Some(std::process::id())),
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+        assert!(!path.exists(), "the lock file is removed with the lock");
+        let again = ControllerLock::acquire(&inventory).unwrap();
+        drop(again);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
