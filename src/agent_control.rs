@@ -8,7 +8,10 @@
 //! Under hactl's supervision the daemon is started detached (`setsid`,
 //! stdin from /dev/null, output appended to its log under
 //! /var/lib/hactl) and its PID written to the pid file. "Running" means the
-//! pid file names a live process (not a zombie).
+//! pid file names a live process (not a zombie). hactl-agent runs under
+//! `hactl-agent supervise`, which removes a dead agent's VIPs at once and
+//! restarts it (the unit's `ExecStopPost=` and `Restart=on-failure` where
+//! systemd runs).
 //!
 //! The status of hactl-agent is its own JSON document
 //! (`hactl-agent status --json`, [`hactl_agent::status::Status`]). Stock
@@ -51,12 +54,51 @@ pub struct AgentControl {
     pub supervisor: Supervisor,
 }
 
-/// Starts the agent detached: argv AGENT CONFIG SOCKET STATE_DIR LOG PIDFILE.
+/// Starts the agent detached under its supervisor (`hactl-agent
+/// supervise`, which writes the agent's PID to PIDFILE, removes a dead
+/// agent's VIPs and restarts it): argv AGENT CONFIG SOCKET STATE_DIR LOG
+/// PIDFILE SUPERVISOR_PIDFILE. A supervisor still alive (waiting to
+/// restart a dead agent) is told to restart it now rather than a second
+/// one started. Prints the agent's PID once it runs.
 const START_AGENT: &str = r#"set -e
 mkdir -p -m 0755 /run/hactl "$4"
-setsid "$1" run -f "$2" --socket "$3" --state-dir "$4" </dev/null >>"$5" 2>&1 &
-echo $! > "$6"
-echo $!"#;
+s=$(cat -- "$7" 2>/dev/null || true)
+case $s in ''|*[!0-9]*) s= ;; esac
+if [ -n "$s" ] && grep -q supervise "/proc/$s/cmdline" 2>/dev/null; then
+  kill -s USR1 "$s"
+else
+  rm -f -- "$6"
+  setsid "$1" supervise --pid-file "$6" -f "$2" --socket "$3" --state-dir "$4" </dev/null >>"$5" 2>&1 &
+  echo $! > "$7"
+fi
+i=0
+while :; do
+  p=$(cat -- "$6" 2>/dev/null || true)
+  case $p in ''|*[!0-9]*) ;; *) if [ -d "/proc/$p" ]; then echo "$p"; exit 0; fi ;; esac
+  if [ $i -ge 100 ]; then echo "the agent's supervisor wrote no live pid to $6 within 10 s" >&2; exit 1; fi
+  sleep 0.1; i=$((i + 1))
+done"#;
+
+/// Stops the supervised agent: SIGTERM to its supervisor (which forwards
+/// it and does not restart), or to the agent when no supervisor runs (an
+/// agent started by an older hactl); waits until both are gone: argv
+/// PIDFILE SUPERVISOR_PIDFILE TENTHS. Exit 1 on timeout.
+const STOP_AGENT: &str = r#"alive() {
+  [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
+  case $(sed 's/.*) //' "/proc/$1/stat" | cut -c1) in Z|X) return 1 ;; esac
+}
+p=$(cat -- "$1" 2>/dev/null || true); case $p in ''|*[!0-9]*) p= ;; esac
+s=$(cat -- "$2" 2>/dev/null || true); case $s in ''|*[!0-9]*) s= ;; esac
+if [ -n "$s" ] && ! grep -q supervise "/proc/$s/cmdline" 2>/dev/null; then s=; fi
+if alive "$s"; then kill -s TERM "$s" 2>/dev/null || true
+elif alive "$p"; then kill -s TERM "$p" 2>/dev/null || true; fi
+i=0
+while alive "$p" || alive "$s"; do
+  [ $i -ge "$3" ] && exit 1
+  sleep 0.1; i=$((i + 1))
+done
+rm -f -- "$1" "$2"
+exit 0"#;
 
 /// Starts keepalived detached in the foreground mode, VRRP only: argv
 /// CONFIG PIDFILE VRRP_PIDFILE CHECKERS_PIDFILE LOG. keepalived writes its
@@ -134,6 +176,7 @@ impl AgentControl {
                     layout::STATE_DIR,
                     layout::AGENT_LOG,
                     layout::AGENT_PID_FILE,
+                    layout::AGENT_SUPERVISOR_PID_FILE,
                 ],
             )),
             (Supervisor::Hactl, Backend::Keepalived) => RemoteCommand::new(&script_argv(
@@ -178,12 +221,20 @@ impl AgentControl {
                 .await?;
             return Ok(());
         }
-        self.signal(session, "TERM").await?;
         let tenths = (STOP_WAIT.as_millis() / 100).to_string();
         let pid_file = layout::pid_file(self.backend);
+        let script = if self.backend == Backend::Agent {
+            script_argv(
+                STOP_AGENT,
+                &[pid_file, layout::AGENT_SUPERVISOR_PID_FILE, &tenths],
+            )
+        } else {
+            self.signal(session, "TERM").await?;
+            script_argv(WAIT_GONE, &[pid_file, &tenths])
+        };
         let waited = session
             .output(
-                &RemoteCommand::new(&script_argv(WAIT_GONE, &[pid_file, &tenths]))
+                &RemoteCommand::new(&script)
                     .become_(true)
                     .timeout(STOP_WAIT + Duration::from_secs(5)),
             )

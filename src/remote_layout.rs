@@ -12,8 +12,10 @@
 //! /var/lib/hactl/vips.json              the agent's VIP ledger (crash safety)
 //! /run/hactl/agent.sock                 agent status socket
 //! /run/hactl/agent.pid                  supervised agent (no systemd)
+//! /run/hactl/agent-supervisor.pid       its supervisor (`hactl-agent supervise`)
 //! /run/hactl/keepalived.pid             supervised keepalived (no systemd)
 //! /run/hactl/fail-<check>               drill flag: a lab check fails while it exists
+//! /run/hactl/drill-undo.json            a drill's fault not yet undone (its undo)
 //! ```
 //!
 //! Where systemd runs (PID 1 is systemd), the agent is the unit
@@ -49,6 +51,9 @@ pub const SUMS_DIR: &str = "/var/lib/hactl/sums";
 pub const AGENT_SOCKET: &str = "/run/hactl/agent.sock";
 /// Pid file of the agent when hactl supervises it.
 pub const AGENT_PID_FILE: &str = "/run/hactl/agent.pid";
+/// Pid file of `hactl-agent supervise`, the agent's parent when hactl
+/// supervises it: it removes a dead agent's VIPs and restarts it.
+pub const AGENT_SUPERVISOR_PID_FILE: &str = "/run/hactl/agent-supervisor.pid";
 /// Log of the agent when hactl supervises it.
 pub const AGENT_LOG: &str = "/var/lib/hactl/agent.log";
 /// Pid file of keepalived's parent process when hactl supervises it (`-p`).
@@ -65,6 +70,12 @@ pub const AGENT_UNIT: &str = "hactl-agent.service";
 pub const AGENT_UNIT_FILE: &str = "/etc/systemd/system/hactl-agent.service";
 /// The distribution's keepalived unit.
 pub const KEEPALIVED_UNIT: &str = "keepalived.service";
+
+/// The undo of a drill's fault, written on the faulted host before the
+/// fault and removed once undone: what a killed run left, for the next
+/// run or `hactl failover-test --restore` (in /run: a reboot undoes the
+/// faults too).
+pub const DRILL_UNDO: &str = "/run/hactl/drill-undo.json";
 
 /// The drill flag of a check: a check script deployed for the lab
 /// (`test ! -e /run/hactl/fail-NAME`) fails while this file exists, so a

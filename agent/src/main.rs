@@ -42,6 +42,10 @@ enum Command {
     Run(RunArgs),
     /// Print the status of the running agent.
     Status(StatusArgs),
+    /// Run the daemon under a small supervisor (where no systemd runs):
+    /// when it dies other than by a clean stop, remove its VIPs, then
+    /// restart it with a backoff.
+    Supervise(SuperviseArgs),
     /// Remove the VIPs and IPVS services a killed agent left behind
     /// (recorded in the state directory).
     Cleanup(CleanupArgs),
@@ -91,6 +95,15 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct SuperviseArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Where the running agent's PID is written.
+    #[arg(long, value_name = "PATH")]
+    pid_file: PathBuf,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     /// The status socket.
     #[arg(long, value_name = "PATH", default_value = status::DEFAULT_SOCKET)]
@@ -123,6 +136,7 @@ fn main() -> ExitCode {
         Some(Command::Check(args)) => run_check(&args),
         Some(Command::Run(args)) => run_daemon(&args),
         Some(Command::Status(args)) => run_status(&args),
+        Some(Command::Supervise(args)) => run_supervisor(&args),
         Some(Command::Cleanup(args)) => run_cleanup(&args),
         Some(Command::Takeover(args)) => run_control(
             &args.socket,
@@ -180,6 +194,33 @@ fn run_daemon(args: &RunArgs) -> ExitCode {
             }
             ExitCode::from(1)
         }
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run_supervisor(args: &SuperviseArgs) -> ExitCode {
+    // The path this was started by: after a deploy replaced the binary,
+    // /proc/self/exe names the deleted old one.
+    let program = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("hactl-agent"));
+    let options = daemon::supervise::SuperviseOptions {
+        program,
+        run: daemon::Options {
+            config: args.run.file.clone(),
+            socket: args.run.socket.clone(),
+            state_dir: args.run.state_dir.clone(),
+        },
+        pid_file: args.pid_file.clone(),
+    };
+    match daemon::supervise::supervise(&options) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             report_error(&e);
             ExitCode::from(e.exit_code())

@@ -82,6 +82,10 @@ pub struct FailoverTestArgs {
     /// Run on an inventory that is not marked as a lab
     #[arg(long)]
     pub yes: bool,
+    /// Only undo what an earlier, killed run left on the hosts (recorded
+    /// on each), then exit
+    #[arg(long)]
+    pub restore: bool,
 }
 
 #[derive(Args, Debug)]

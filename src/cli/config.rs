@@ -135,6 +135,7 @@ impl Config {
                         .map_err(|e| Error::Usage(e.to_string()))?,
                     },
                     yes: f.yes,
+                    restore: f.restore,
                 }),
                 f.remote.file,
             ),

@@ -49,6 +49,9 @@ pub enum Error {
     Runtime(#[source] std::io::Error),
     #[error("cannot write to stdout")]
     Stdout(#[source] std::io::Error),
+    /// Another run holds a lock (deploy).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<StdoutError> for Error {
@@ -74,6 +77,7 @@ impl Error {
             | Self::Render(_)
             | Self::Ssh(_)
             | Self::AgentBin { .. }
+            | Self::Busy(_)
             | Self::Runtime(_) => 1,
         }
     }

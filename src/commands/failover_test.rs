@@ -18,6 +18,8 @@ pub struct FailoverTestCommand {
     pub options: DrillOptions,
     /// Run on an inventory that is not marked as a lab.
     pub yes: bool,
+    /// Only undo what a killed run left.
+    pub restore: bool,
 }
 
 impl FailoverTestCommand {
@@ -42,20 +44,45 @@ impl FailoverTestCommand {
         let scenarios = &self.options.scenarios;
         ctx.runtime()?.block_on(async {
             let pool = std::sync::Arc::new(Pool::new(ssh)?);
+            if self.restore {
+                let mut pairs: Vec<&crate::plan::PairPlan> =
+                    selected.iter().map(|(p, _)| *p).collect();
+                pairs.dedup_by(|a, b| a.name == b.name);
+                let restored = drill::restore_recorded(&pool, &targets, &pairs).await;
+                pool.close_all();
+                if ctx.settings.json {
+                    ctx.out.json(&restored)?;
+                } else {
+                    let mut text = String::new();
+                    for line in &restored.undone {
+                        text.push_str(&format!("{line}\n"));
+                    }
+                    if restored.undone.is_empty() && restored.errors.is_empty() {
+                        text.push_str("nothing left undone\n");
+                    }
+                    ctx.out.text(&text)?;
+                }
+                for e in &restored.errors {
+                    ctx.out.error(e);
+                }
+                return Ok(if restored.errors.is_empty() { 0 } else { 1 });
+            }
             let drills = Drills::new();
             let progress = Progress::new(selected.len() * scenarios.len(), !ctx.settings.json);
             let work = drills.run(&pool, &targets, &selected, scenarios, &progress);
+            // Every signal that ends a run runs the undo of the fault in
+            // progress first.
+            use tokio::signal::unix::{SignalKind, signal};
+            let (mut int, mut term, mut hup) = (
+                signal(SignalKind::interrupt()).map_err(Error::Runtime)?,
+                signal(SignalKind::terminate()).map_err(Error::Runtime)?,
+                signal(SignalKind::hangup()).map_err(Error::Runtime)?,
+            );
             let reports = tokio::select! {
                 reports = work => reports,
-                _ = tokio::signal::ctrl_c() => {
-                    progress.finish();
-                    ctx.out.error("interrupted: restoring the pair");
-                    for e in drills.undo_pending(&pool, &targets).await {
-                        ctx.out.error(&e);
-                    }
-                    pool.close_all();
-                    return Ok(INTERRUPTED);
-                }
+                _ = int.recv() => return interrupted(ctx, &drills, &pool, &targets, &progress).await,
+                _ = term.recv() => return interrupted(ctx, &drills, &pool, &targets, &progress).await,
+                _ = hup.recv() => return interrupted(ctx, &drills, &pool, &targets, &progress).await,
             };
             progress.finish();
             pool.close_all();
@@ -64,7 +91,28 @@ impl FailoverTestCommand {
             } else {
                 ctx.out.text(&report::table(&reports))?;
             }
+            if let Some(why) = drills.stopped_by() {
+                ctx.out.error(&format!("the run stopped: {why}"));
+            }
             Ok(report::exit_code(&reports))
         })
     }
+}
+
+/// After a signal: the pending undo, then exit 130 (1 more when it failed:
+/// the record stays on the host for `--restore`).
+async fn interrupted(
+    ctx: &Context,
+    drills: &Drills,
+    pool: &Pool,
+    targets: &[crate::ssh::Target],
+    progress: &Progress,
+) -> Result<i32, Error> {
+    progress.finish();
+    ctx.out.error("interrupted: restoring the pair");
+    for e in drills.undo_pending(pool, targets).await {
+        ctx.out.error(&e);
+    }
+    pool.close_all();
+    Ok(INTERRUPTED)
 }

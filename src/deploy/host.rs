@@ -10,7 +10,7 @@ use std::time::Duration;
 use hactl_agent::config::keepalived_test::judge_config_test;
 use serde::Serialize;
 
-use super::{DeployOptions, HostFailure};
+use super::{Cancel, DeployOptions, HostFailure};
 
 use crate::agent_control::AgentControl;
 use crate::observe::{self, HostFacts, Limit, Observation, Wants};
@@ -312,7 +312,16 @@ pub(super) async fn deploy_host(
         pid: facts.daemon.pid(),
         health: &work.health,
     };
-    let restore = apply(pool, plan, pair, session, pair_targets, &host_plan).await?;
+    let restore = apply(
+        pool,
+        plan,
+        pair,
+        session,
+        pair_targets,
+        &host_plan,
+        &options.cancel,
+    )
+    .await?;
     Ok(HostDone {
         changed: true,
         plan: work.lines,
@@ -334,11 +343,16 @@ struct HostChange<'a> {
     health: &'a HealthRule,
 }
 
-/// Installs uploaded `.hactl-new` files; returns the (prev|new, path)
-/// words [`RESTORE`] takes to undo it.
-async fn install(session: &HostSession, files: &[&WantedFile]) -> Result<Vec<String>, HostFailure> {
+/// Installs uploaded `.hactl-new` files, adding to `restore` the
+/// (prev|new, path) words [`RESTORE`] takes to undo it, also for the files
+/// installed before a failure part-way.
+async fn install(
+    session: &HostSession,
+    files: &[&WantedFile],
+    restore: &mut Vec<String>,
+) -> Result<(), HostFailure> {
     if files.is_empty() {
-        return Ok(Vec::new());
+        return Ok(());
     }
     let mut argv = vec!["sh".to_string(), "-c".into(), INSTALL.into(), "sh".into()];
     for w in files {
@@ -346,16 +360,69 @@ async fn install(session: &HostSession, files: &[&WantedFile]) -> Result<Vec<Str
         argv.push(w.file.digest().to_string());
         argv.push(crate::facts::hash_record(&w.file.path));
     }
-    let installed = session
-        .run(&RemoteCommand::new(&argv).become_(true))
-        .await?;
-    Ok(installed
-        .stdout_text()
-        .lines()
-        .filter_map(|l| l.split_once(' '))
-        .flat_map(|(kind, path)| [kind.to_string(), path.to_string()])
-        .collect())
+    let command = RemoteCommand::new(&argv).become_(true);
+    let installed = session.output(&command).await?;
+    restore.extend(
+        installed
+            .stdout_text()
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .flat_map(|(kind, path)| [kind.to_string(), path.to_string()]),
+    );
+    if !installed.success() {
+        return Err(HostFailure::Ssh(crate::ssh::SshError::Remote(
+            crate::ssh::RemoteError {
+                host: session.host().to_string(),
+                command: "install the new files".to_string(),
+                status: installed.status,
+                stderr: crate::ssh::bounded_stderr(&installed.stderr),
+            },
+        )));
+    }
+    Ok(())
 }
+
+/// What has been done to a host in progress, so that a failure part-way
+/// (an SSH error, an interrupt) puts it back as it was.
+#[derive(Debug, Default)]
+struct Applied {
+    /// `.hactl-new` (and validation) files uploaded and not yet installed.
+    uploaded: Vec<String>,
+    /// [`RESTORE`]'s words for what was installed.
+    restore: Vec<String>,
+    /// The daemon was started, restarted or reloaded (or that began).
+    acted: bool,
+}
+
+/// The config `hactl-agent check` validates when check scripts change with
+/// it: the same text with each new script's path pointing at its uploaded
+/// `.hactl-new` copy, so the scripts the running daemon runs are replaced
+/// only once the config that goes with them is accepted.
+pub(super) fn config_for_validation(config: &str, scripts: &[&str]) -> String {
+    let mut out = config.to_string();
+    for path in scripts {
+        let mut text = String::with_capacity(out.len());
+        let mut rest = out.as_str();
+        while let Some(at) = rest.find(path) {
+            let after = &rest[at + path.len()..];
+            let ends = after
+                .chars()
+                .next()
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || "._/-".contains(c)));
+            text.push_str(&rest[..at + path.len()]);
+            if ends {
+                text.push_str(NEW_SUFFIX);
+            }
+            rest = after;
+        }
+        text.push_str(rest);
+        out = text;
+    }
+    out
+}
+
+/// Suffix of the config variant validated when check scripts change.
+const CHECK_SUFFIX: &str = ".hactl-check";
 
 async fn apply(
     pool: &Arc<Pool>,
@@ -364,30 +431,169 @@ async fn apply(
     session: &HostSession,
     pair_targets: &[Target],
     plan: &HostChange<'_>,
+    cancel: &Cancel,
 ) -> Result<Vec<String>, HostFailure> {
     let host = session.host().to_string();
+    let mut applied = Applied::default();
+    let result = apply_steps(
+        pool,
+        cluster,
+        pair,
+        session,
+        pair_targets,
+        plan,
+        cancel,
+        &mut applied,
+    )
+    .await;
+    let failure = match result {
+        Ok(()) => return Ok(applied.restore),
+        // These put the host back themselves.
+        Err(
+            e @ (HostFailure::Rejected { .. }
+            | HostFailure::Unhealthy { .. }
+            | HostFailure::RollbackFailed { .. }),
+        ) => return Err(e),
+        Err(e) => e,
+    };
+    let put_back = put_back(session, plan, &applied).await;
+    let rollback = put_back.err().map(|e| crate::error_chain(&e));
+    Err(match failure {
+        HostFailure::Interrupted { .. } => HostFailure::Interrupted {
+            host,
+            detail: match rollback {
+                None => "rolled back".to_string(),
+                Some(e) => format!("the rollback failed: {e}"),
+            },
+        },
+        other => HostFailure::PartWay {
+            host,
+            detail: crate::error_chain(&other),
+            rollback: match rollback {
+                None => "rolled back".to_string(),
+                Some(e) => format!("the rollback failed too: {e}"),
+            },
+        },
+    })
+}
+
+/// Undoes [`Applied`]: uploaded files removed, installed ones restored,
+/// the daemon as it ran before.
+async fn put_back(
+    session: &HostSession,
+    plan: &HostChange<'_>,
+    applied: &Applied,
+) -> Result<(), HostFailure> {
+    if !applied.uploaded.is_empty() {
+        let mut remove = vec!["rm".to_string(), "-f".into(), "--".into()];
+        remove.extend(applied.uploaded.iter().cloned());
+        session
+            .run(&RemoteCommand::new(&remove).become_(true))
+            .await?;
+    }
+    let undo = Undo {
+        control: plan.control,
+        restore: applied.restore.clone(),
+        action: if applied.acted {
+            plan.action
+        } else {
+            Action::None
+        },
+    };
+    if !undo.restore.is_empty() {
+        session
+            .run(&RemoteCommand::new(&script_argv(RESTORE, &undo.restore)).become_(true))
+            .await?;
+    }
+    // A first start undone is a stop; a restart undone brings back the
+    // daemon that ran (after a binary change: the restored binary).
+    match undo.action {
+        Action::Start => undo.control.stop(session).await?,
+        Action::Restart => {
+            undo.control.stop(session).await?;
+            if plan.pid.is_some() {
+                undo.control.start(session).await?;
+            }
+        }
+        Action::Reload => undo.control.reload(session).await?,
+        Action::None => {}
+    }
+    Ok(())
+}
+
+/// `Err(Interrupted)` once the user asked deploy to stop.
+fn checkpoint(cancel: &Cancel, host: &str) -> Result<(), HostFailure> {
+    if cancel.is_set() {
+        return Err(HostFailure::Interrupted {
+            host: host.to_string(),
+            detail: String::new(),
+        });
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_steps(
+    pool: &Arc<Pool>,
+    cluster: &ClusterPlan,
+    pair: &PairPlan,
+    session: &HostSession,
+    pair_targets: &[Target],
+    plan: &HostChange<'_>,
+    cancel: &Cancel,
+    applied: &mut Applied,
+) -> Result<(), HostFailure> {
+    let host = session.host().to_string();
+    checkpoint(cancel, &host)?;
     let mut mkdir = vec!["mkdir", "-p", "-m", "0755", "--"];
     mkdir.extend(DIRS);
     session
         .run(&RemoteCommand::new(&mkdir).become_(true))
         .await?;
-    for w in &plan.files {
-        session
-            .upload(
-                w.file.content.clone(),
-                &format!("{}{NEW_SUFFIX}", w.file.path),
-                w.file.mode,
-            )
-            .await?;
-    }
-    // Check scripts go in first: the config check wants them in place.
     let (late, early): (Vec<&WantedFile>, Vec<&WantedFile>) = plan
         .files
         .iter()
         .partition(|w| matches!(w.kind, FileKind::Config | FileKind::Binary));
-    let mut restore = install(session, &early).await?;
-    if let Some(config) = late.iter().find(|w| w.kind == FileKind::Config) {
-        let new_config = format!("{}{NEW_SUFFIX}", config.file.path);
+    let config = late.iter().find(|w| w.kind == FileKind::Config);
+    // The config validated: the new one, its check scripts at their
+    // uploaded copies when they change with it.
+    let scripts: Vec<&str> = early
+        .iter()
+        .filter(|w| w.kind == FileKind::CheckScript)
+        .map(|w| w.file.path.as_str())
+        .collect();
+    let mut uploads: Vec<(String, std::sync::Arc<[u8]>, u32)> = plan
+        .files
+        .iter()
+        .map(|w| {
+            (
+                format!("{}{NEW_SUFFIX}", w.file.path),
+                w.file.content.clone(),
+                w.file.mode,
+            )
+        })
+        .collect();
+    let checked = match config {
+        Some(config) if !scripts.is_empty() => {
+            let text = String::from_utf8_lossy(&config.file.content);
+            let path = format!("{}{CHECK_SUFFIX}", config.file.path);
+            uploads.push((
+                path.clone(),
+                config_for_validation(&text, &scripts).into_bytes().into(),
+                0o600,
+            ));
+            Some(path)
+        }
+        Some(config) => Some(format!("{}{NEW_SUFFIX}", config.file.path)),
+        None => None,
+    };
+    for (path, content, mode) in uploads {
+        checkpoint(cancel, &host)?;
+        applied.uploaded.push(path.clone());
+        session.upload(content, &path, mode).await?;
+    }
+    if let Some(checked) = checked {
+        checkpoint(cancel, &host)?;
         let (checker, argv): (&'static str, Vec<String>) = match pair.backend {
             Backend::Agent => {
                 let binary = if late.iter().any(|w| w.kind == FileKind::Binary) {
@@ -397,7 +603,7 @@ async fn apply(
                 };
                 (
                     "hactl-agent check",
-                    vec![binary, "check".into(), "-f".into(), new_config],
+                    vec![binary, "check".into(), "-f".into(), checked.clone()],
                 )
             }
             Backend::Keepalived => (
@@ -406,7 +612,7 @@ async fn apply(
                     "keepalived".into(),
                     "--config-test".into(),
                     "-f".into(),
-                    new_config,
+                    checked.clone(),
                 ],
             ),
         };
@@ -416,11 +622,13 @@ async fn apply(
         let rejection = match pair.backend {
             Backend::Agent => (!out.success()).then(|| {
                 let stderr = out.stderr_text().trim().to_string();
-                if stderr.is_empty() {
+                let text = if stderr.is_empty() {
                     out.stdout_text().trim().to_string()
                 } else {
                     stderr
-                }
+                };
+                // Name the file that will be installed, not the variant.
+                text.replace(CHECK_SUFFIX, NEW_SUFFIX)
             }),
             // keepalived's exit code says little (see keepalived_test).
             Backend::Keepalived => {
@@ -431,12 +639,9 @@ async fn apply(
         };
         if let Some(message) = rejection {
             let mut remove = vec!["rm".to_string(), "-f".into(), "--".into()];
-            remove.extend(late.iter().map(|w| format!("{}{NEW_SUFFIX}", w.file.path)));
+            remove.append(&mut applied.uploaded);
             session
                 .run(&RemoteCommand::new(&remove).become_(true))
-                .await?;
-            session
-                .run(&RemoteCommand::new(&script_argv(RESTORE, &restore)).become_(true))
                 .await?;
             return Err(HostFailure::Rejected {
                 host,
@@ -445,10 +650,24 @@ async fn apply(
             });
         }
     }
-    restore.extend(install(session, &late).await?);
+    checkpoint(cancel, &host)?;
+    // Check scripts first, then the binary and the config, in one step.
+    let mut order = early.clone();
+    order.extend(late.iter().copied());
+    install(session, &order, &mut applied.restore).await?;
+    applied.uploaded.retain(|p| p.ends_with(CHECK_SUFFIX));
+    if !applied.uploaded.is_empty() {
+        let mut remove = vec!["rm".to_string(), "-f".into(), "--".into()];
+        remove.append(&mut applied.uploaded);
+        session
+            .run(&RemoteCommand::new(&remove).become_(true))
+            .await?;
+    }
+    checkpoint(cancel, &host)?;
     // The daemon ran before: the rollback brings it back.
     let had_previous = plan.pid.is_some();
     let control = plan.control;
+    applied.acted = plan.action != Action::None;
     let acted = match plan.action {
         Action::None => Ok(()),
         Action::Start => control.start(session).await,
@@ -459,17 +678,31 @@ async fn apply(
         Action::Reload => control.reload(session).await,
     };
     let health = match acted {
-        Ok(()) => wait_healthy(pool, cluster, pair, &host, pair_targets, plan.health).await,
+        Ok(()) => {
+            wait_healthy(
+                pool,
+                cluster,
+                pair,
+                &host,
+                pair_targets,
+                plan.health,
+                cancel,
+            )
+            .await
+        }
         Err(e) => Err(e.to_string()),
     };
     let Err(mut detail) = health else {
-        return Ok(restore);
+        return Ok(());
     };
+    let interrupted = cancel.is_set();
     let log = control.log_tail(session, 3).await;
     if !log.is_empty() {
         detail.push_str(&format!("; its log ends: {}", log.replace('\n', " | ")));
     }
     // Roll back: previous files, previous daemon.
+    let restore = std::mem::take(&mut applied.restore);
+    applied.acted = false;
     let rollback = async {
         session
             .run(&RemoteCommand::new(&script_argv(RESTORE, &restore)).become_(true))
@@ -481,9 +714,17 @@ async fn apply(
         Ok::<(), HostFailure>(())
     }
     .await;
-    match rollback {
-        Ok(()) => Err(HostFailure::Unhealthy { host, detail }),
-        Err(e) => Err(HostFailure::RollbackFailed {
+    match (rollback, interrupted) {
+        (Ok(()), true) => Err(HostFailure::Interrupted {
+            host,
+            detail: "rolled back".into(),
+        }),
+        (Err(e), true) => Err(HostFailure::Interrupted {
+            host,
+            detail: format!("the rollback failed: {}", crate::error_chain(&e)),
+        }),
+        (Ok(()), false) => Err(HostFailure::Unhealthy { host, detail }),
+        (Err(e), false) => Err(HostFailure::RollbackFailed {
             host,
             detail,
             rollback: crate::error_chain(&e),
@@ -517,6 +758,7 @@ pub(super) async fn wait_healthy(
     host: &str,
     pair_targets: &[Target],
     rule: &HealthRule,
+    cancel: &Cancel,
 ) -> Result<(), String> {
     let settled_by = tokio::time::Instant::now() + settle_time(pair);
     let slow_by = settled_by + SLOW_HOST_GRACE;
@@ -557,6 +799,9 @@ pub(super) async fn wait_healthy(
             .iter()
             .all(|t| matches!(seen.hosts.get(&t.host), Some(observe::HostView::Reached(_))));
         let now = tokio::time::Instant::now();
+        if cancel.is_set() {
+            return Err("interrupted".into());
+        }
         match verdict {
             Ok(()) => return Ok(()),
             Err(why) if now >= slow_by || (answered && now >= settled_by) => return Err(why),
@@ -708,6 +953,47 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("-priority 100\n+priority 90\n"), "{text}");
+    }
+
+    #[test]
+    fn validation_points_changed_scripts_at_their_uploaded_copies() {
+        let conf = "vrrp_script a {\n    script \"/etc/hactl/checks/a.sh\"\n}\nvrrp_script b {\n    script \"/etc/hactl/checks/a.sh2 x\"\n}\nvrrp_script c {\n    script \"/etc/hactl/checks/c.sh --fast\"\n}\n";
+        let out =
+            config_for_validation(conf, &["/etc/hactl/checks/a.sh", "/etc/hactl/checks/c.sh"]);
+        assert!(
+            out.contains("script \"/etc/hactl/checks/a.sh.hactl-new\"\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("script \"/etc/hactl/checks/a.sh2 x\""),
+            "a prefix is not a match: {out}"
+        );
+        assert!(
+            out.contains("script \"/etc/hactl/checks/c.sh.hactl-new --fast\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn the_unit_removes_a_dead_agents_vips_and_restarts_it() {
+        // Issue 14: a VIP never outlives its agent under systemd either.
+        let inv = crate::inventory::Inventory::load(std::path::Path::new("inventories/lab.yaml"))
+            .unwrap();
+        let plan = crate::plan::resolve(&inv, &|_| None).unwrap();
+        let files = render::render_host(&plan, "lb01", None, Secrets::Redact).unwrap();
+        let unit = files
+            .iter()
+            .find(|f| f.role == FileRole::Unit)
+            .expect("the agent's unit");
+        let lines: Vec<&str> = unit.content.lines().collect();
+        assert!(
+            lines.contains(
+                &"ExecStopPost=/usr/local/lib/hactl/hactl-agent cleanup --state-dir /var/lib/hactl"
+            ),
+            "{}",
+            unit.content
+        );
+        assert!(lines.contains(&"Restart=on-failure"), "{}", unit.content);
     }
 
     #[test]

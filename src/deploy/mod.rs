@@ -23,6 +23,7 @@
 //! was rejected) stops its pair and undoes the pair's earlier changes.
 
 mod host;
+pub mod lock;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +57,23 @@ pub struct DeployOptions {
     pub in_lab: bool,
     /// How many pairs are rolled at once.
     pub forks: usize,
+    /// Set on Ctrl-C or SIGTERM: the host in progress is rolled back and
+    /// nothing more starts.
+    pub cancel: Cancel,
+}
+
+/// Deploy's stop request, shared with the signal handler.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// Why a host failed. Every message names the host once.
@@ -95,6 +113,16 @@ pub enum HostFailure {
     },
     #[error("{host}: not deployed: {first} of this pair failed first")]
     PairStopped { host: String, first: String },
+    #[error("{host}: failed part-way ({detail}); {rollback}")]
+    PartWay {
+        host: String,
+        detail: String,
+        rollback: String,
+    },
+    #[error("{host}: interrupted{}", if detail.is_empty() { String::new() } else { format!(": {detail}") })]
+    Interrupted { host: String, detail: String },
+    #[error("{host}: {detail}")]
+    Locked { host: String, detail: String },
 }
 
 /// One host's line of the summary.
@@ -299,6 +327,57 @@ async fn deploy_pair(
             };
         }
     }
+    // Changing hosts: each one's deploy lock first (module `lock`); a
+    // host another deploy holds fails the whole pair, nothing touched.
+    let mut locks = Vec::new();
+    if changes && !options.check {
+        let mut refused = Vec::new();
+        for target in pair_targets {
+            if seen.facts(&target.host).is_none() {
+                continue;
+            }
+            let taken = match pool.connect(target).await {
+                Ok(session) => lock::HostLock::acquire(&session).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match taken {
+                Ok(held) => locks.extend(held),
+                Err(why) => refused.push(why),
+            }
+        }
+        if !refused.is_empty() {
+            for held in locks {
+                held.release().await;
+            }
+            let detail = refused.join("; ");
+            let reports = rolling_order(pair)
+                .into_iter()
+                .filter(|h| pair_targets.iter().any(|t| &t.host == h))
+                .map(|host| {
+                    let failure = HostFailure::Locked {
+                        host: host.clone(),
+                        detail: detail.clone(),
+                    };
+                    progress.advance();
+                    HostReport {
+                        host,
+                        pair: pair.name.clone(),
+                        changed: false,
+                        ok: false,
+                        error: Some(failure.to_string()),
+                        plan: Vec::new(),
+                        diff: None,
+                        config_diff: None,
+                        rolled_back: false,
+                        seconds: started.elapsed().as_secs_f64(),
+                        started: unix_now(),
+                        finished: unix_now(),
+                    }
+                })
+                .collect();
+            return (reports, PreflightReport::default());
+        }
+    }
     let preflight = if changes {
         progress.message(&format!("{}: preflight", pair.name));
         preflight::run(pool, plan, pair_targets, options.in_lab).await
@@ -329,7 +408,12 @@ async fn deploy_pair(
                 detail: "not looked at".into(),
             })
         });
-        let result = if let Some(first) = &stopped_by {
+        let result = if options.cancel.is_set() {
+            Err(HostFailure::Interrupted {
+                host: name.clone(),
+                detail: "not started".into(),
+            })
+        } else if let Some(first) = &stopped_by {
             Err(HostFailure::PairStopped {
                 host: name.clone(),
                 first: first.clone(),
@@ -398,7 +482,13 @@ async fn deploy_pair(
                     HostFailure::Unhealthy { .. }
                         | HostFailure::RollbackFailed { .. }
                         | HostFailure::Rejected { .. }
+                        | HostFailure::PartWay { .. }
                 );
+                // An interrupted host was put back; the pair's earlier
+                // hosts stay as deployed (healthy), nothing more starts.
+                if matches!(failure, HostFailure::Interrupted { .. }) {
+                    stopped_by.get_or_insert_with(|| name.clone());
+                }
                 if touched {
                     stopped_by.get_or_insert_with(|| name.clone());
                     undo_pair(pool, pair_targets, &mut applied, &mut reports, &name).await;
@@ -412,7 +502,10 @@ async fn deploy_pair(
                     plan: Vec::new(),
                     diff: None,
                     config_diff: None,
-                    rolled_back: matches!(failure, HostFailure::Unhealthy { .. }),
+                    rolled_back: matches!(
+                        &failure,
+                        HostFailure::Unhealthy { .. } | HostFailure::PartWay { .. }
+                    ) || matches!(&failure, HostFailure::Interrupted { detail, .. } if detail == "rolled back"),
                     seconds,
                     started: started_wall,
                     finished: unix_now(),
@@ -421,6 +514,9 @@ async fn deploy_pair(
         };
         progress.advance();
         reports.push(report);
+    }
+    for held in locks {
+        held.release().await;
     }
     (reports, preflight)
 }

@@ -6,9 +6,11 @@
 //!   view ── not exactly one VIP holder, or an agent down ──> skipped
 //!    │
 //!   prober on the VIP (controller, every 5 ms) ─────────────────────┐
-//!   fault (scenario.rs) ── pending undo recorded (Ctrl-C runs it)   │
+//!   undo recorded on the host (drill-undo.json: a killed run's
+//!   next run, or --restore, finds it) and in memory (signals run it)
+//!   fault (scenario.rs)                                             │
 //!   wait: the VIP on the backup (partition: on both + audit judge)  │
-//!   undo ── pending undo cleared                                    │
+//!   undo (tried 3 times; failing, it stops the run) ── record cleared│
 //!   wait: one holder, as configured (preempt: the old master)       │
 //!   agent transition stamps <── status --json of the new master     │
 //!   report.rs: takeover, bound, probes lost, restored, verdict <────┘
@@ -100,7 +102,7 @@ pub fn select<'a>(
     Ok(out)
 }
 
-/// An undo not yet run: what Ctrl-C must still do.
+/// An undo not yet run: what a signal must still do.
 #[derive(Debug, Clone)]
 struct Undo {
     host: String,
@@ -108,10 +110,28 @@ struct Undo {
     control: AgentControl,
 }
 
+/// The undo of a fault as recorded on the faulted host
+/// ([`layout::DRILL_UNDO`]) before the fault is made, removed once undone:
+/// a run killed in between leaves it for the next run (or `--restore`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UndoRecord {
+    pub pair: String,
+    pub instance: String,
+    pub scenario: String,
+    pub undo: Step,
+}
+
+/// How often an undo is tried before the run stops.
+const UNDO_TRIES: u32 = 3;
+/// The pause between two tries of an undo.
+const UNDO_RETRY: Duration = Duration::from_secs(1);
+
 /// Runs drills and remembers the undo of the fault in progress.
 #[derive(Debug, Clone, Default)]
 pub struct Drills {
     pending: Arc<Mutex<Vec<Undo>>>,
+    /// Set when an undo failed: the run stops there.
+    stopped: Arc<Mutex<Option<String>>>,
 }
 
 impl Drills {
@@ -129,15 +149,62 @@ impl Drills {
         progress: &Progress,
     ) -> Vec<DrillReport> {
         let mut reports = Vec::new();
+        // What an earlier, killed run left is undone first.
+        let mut pairs: Vec<&PairPlan> = selected.iter().map(|(p, _)| *p).collect();
+        pairs.dedup_by(|a, b| a.name == b.name);
+        let left = restore_recorded(pool, targets, &pairs).await;
+        if let Some(e) = left.errors.first() {
+            self.stop(format!(
+                "{e}; run `hactl failover-test --restore` once it is fixed"
+            ));
+        }
+        // A pair just put back settles before it is judged (a healed
+        // partition has two masters for an advert or two).
+        for pair in &pairs {
+            if !left
+                .undone
+                .iter()
+                .any(|u| u.contains(&format!(": {} ", pair.name)))
+            {
+                continue;
+            }
+            if let Ok(sessions) = connect_pair(pool, targets, pair).await {
+                for inst in &pair.instances {
+                    let _ = wait_view(&sessions, pair, inst, WAIT_SLACK, |v| {
+                        v.unhealthy().is_none()
+                    })
+                    .await;
+                }
+            }
+        }
         for (pair, inst) in selected {
             for &scenario in scenarios {
                 progress.message(&format!("{} {} {scenario}", pair.name, inst.name));
-                let report = self.drill(pool, targets, pair, inst, scenario).await;
+                let report = match self.stopped_by() {
+                    Some(why) => DrillReport::skipped(
+                        &pair.name,
+                        &inst.name,
+                        scenario,
+                        format!("not run: {why}"),
+                    ),
+                    None => self.drill(pool, targets, pair, inst, scenario).await,
+                };
                 progress.advance();
                 reports.push(report);
             }
         }
         reports
+    }
+
+    fn stop(&self, why: String) {
+        if let Ok(mut s) = self.stopped.lock() {
+            s.get_or_insert(why);
+        }
+    }
+
+    /// Why the run stopped (an undo failed), if it did.
+    pub fn stopped_by(&self) -> Option<String> {
+        self.stopped.lock().ok().and_then(|s| s.clone())
     }
 
     /// Runs the undo a drill left pending (after Ctrl-C dropped it).
@@ -152,11 +219,18 @@ impl Drills {
                 continue;
             };
             let result = match pool.connect(target).await {
-                Ok(session) => run_step(&session, &undo.control, &undo.step, None).await,
+                Ok(session) => match undo_with_retries(&session, &undo.control, &undo.step).await {
+                    Ok(()) => clear_record(&session).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e.to_string()),
             };
             if let Err(e) = result {
-                errors.push(format!("{}: undo failed: {e}", undo.host));
+                errors.push(format!(
+                    "{}: undo failed: {e} (recorded in {}: `hactl failover-test --restore` retries it)",
+                    undo.host,
+                    layout::DRILL_UNDO
+                ));
             }
         }
         errors
@@ -243,6 +317,15 @@ impl Drills {
                 "the instance has no VIP".to_string(),
             );
         };
+        let record = UndoRecord {
+            pair: pair.name.clone(),
+            instance: inst.name.clone(),
+            scenario: scenario.name().to_string(),
+            undo: steps.undo.clone(),
+        };
+        if let Err(e) = write_record(session, &record).await {
+            return skip(format!("cannot record the undo on {on_host}: {e}"));
+        }
         let prober = Prober::start(vip, PROBE_INTERVAL);
         let mut problems = Vec::new();
         if prober.is_ok() {
@@ -312,17 +395,27 @@ impl Drills {
         let took_effect = Instant::now();
 
         // ===== undo =====
-        let undo = if scenario == Scenario::Link {
+        if scenario == Scenario::Link {
             // The host brings its link back itself; wait until it answers,
             // then make sure.
             wait_reachable(session, bound + WAIT_SLACK).await;
-            run_step(session, &control, &steps.undo, None).await
-        } else {
-            run_step(session, &control, &steps.undo, None).await
+        }
+        let undo = match undo_with_retries(session, &control, &steps.undo).await {
+            Ok(()) => clear_record(session).await,
+            Err(e) => Err(e),
         };
         match undo {
             Ok(()) => self.set_pending(None),
-            Err(e) => problems.push(format!("undo failed on {on_host}: {e}")),
+            Err(e) => {
+                // The record stays on the host; the run stops here.
+                let why = format!(
+                    "the undo of {scenario} failed on {on_host} after {UNDO_TRIES} tries: {e}"
+                );
+                problems.push(why.clone());
+                self.stop(format!(
+                    "{why}; run `hactl failover-test --restore` once it is fixed"
+                ));
+            }
         }
 
         // ===== settle =====
@@ -336,7 +429,12 @@ impl Drills {
         } else {
             new_master.clone().unwrap_or_else(|| master.clone())
         };
-        let settle = bound * 3 + WAIT_SLACK;
+        // Not undone: the pair cannot settle as configured; one look.
+        let settle = if self.stopped_by().is_some() {
+            Duration::ZERO
+        } else {
+            bound * 3 + WAIT_SLACK
+        };
         let settled = wait_view(&sessions, pair, inst, settle, |v| {
             v.holders == [expected.clone()] && v.agents_down.is_empty()
         })
@@ -559,14 +657,17 @@ async fn run_fault(
         Step::Signal(signal) => match control.supervisor {
             Supervisor::Hactl => crate::ssh::script_argv(
                 STAMPED_SIGNAL,
-                &[signal, layout::pid_file(control.backend)],
+                &[signal.as_str(), layout::pid_file(control.backend)],
             ),
             Supervisor::Systemd => {
                 let unit = match control.backend {
                     Backend::Agent => layout::AGENT_UNIT,
                     Backend::Keepalived => layout::KEEPALIVED_UNIT,
                 };
-                crate::ssh::script_argv(STAMPED, &["systemctl", "kill", "-s", signal, unit])
+                crate::ssh::script_argv(
+                    STAMPED,
+                    &["systemctl", "kill", "-s", signal.as_str(), unit],
+                )
             }
         },
         Step::Command(argv) => crate::ssh::script_argv(STAMPED, argv),
@@ -578,6 +679,119 @@ async fn run_fault(
     }
     let out = session.run(&command).await.map_err(|e| e.to_string())?;
     Ok(out.stdout_text().lines().next().and_then(parse_epoch_stamp))
+}
+
+/// Runs an undo, up to [`UNDO_TRIES`] times.
+async fn undo_with_retries(
+    session: &HostSession,
+    control: &AgentControl,
+    step: &Step,
+) -> Result<(), String> {
+    let mut last = String::new();
+    for attempt in 1..=UNDO_TRIES {
+        match run_step(session, control, step, None).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e,
+        }
+        if attempt < UNDO_TRIES {
+            tokio::time::sleep(UNDO_RETRY).await;
+        }
+    }
+    Err(last)
+}
+
+async fn write_record(session: &HostSession, record: &UndoRecord) -> Result<(), String> {
+    let json = serde_json::to_vec(record).map_err(|e| e.to_string())?;
+    session
+        .run(&RemoteCommand::new(&["mkdir", "-p", "-m", "0755", layout::RUN_DIR]).become_(true))
+        .await
+        .map_err(|e| e.to_string())?;
+    session
+        .upload(json, layout::DRILL_UNDO, 0o600)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn clear_record(session: &HostSession) -> Result<(), String> {
+    session
+        .run(&RemoteCommand::new(&["rm", "-f", "--", layout::DRILL_UNDO]).become_(true))
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// What [`restore_recorded`] found and did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Restored {
+    /// `HOST: PAIR INSTANCE SCENARIO undone`, one per record undone.
+    pub undone: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Undoes the faults recorded on the hosts of `pairs` (an earlier run was
+/// killed before its undo): each record's undo, then the record removed;
+/// a record that cannot be read is reported and left.
+pub async fn restore_recorded(pool: &Pool, targets: &[Target], pairs: &[&PairPlan]) -> Restored {
+    let mut out = Restored::default();
+    for pair in pairs {
+        for host in &pair.hosts {
+            let Some(target) = targets.iter().find(|t| t.host == host.name) else {
+                continue;
+            };
+            let session = match pool.connect(target).await {
+                Ok(s) => s,
+                Err(e) => {
+                    out.errors.push(format!(
+                        "{}: cannot look for a drill left undone: {e}",
+                        host.name
+                    ));
+                    continue;
+                }
+            };
+            let read = RemoteCommand::new(&["cat", "--", layout::DRILL_UNDO]).become_(true);
+            let text = match session.output(&read).await {
+                Ok(o) if o.success() => o.stdout_text(),
+                Ok(_) => continue,
+                Err(e) => {
+                    out.errors.push(format!(
+                        "{}: cannot look for a drill left undone: {e}",
+                        host.name
+                    ));
+                    continue;
+                }
+            };
+            let record: UndoRecord = match serde_json::from_str(&text) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.errors.push(format!(
+                        "{}: {} is unreadable ({e}): check the host by hand",
+                        host.name,
+                        layout::DRILL_UNDO
+                    ));
+                    continue;
+                }
+            };
+            let control = match AgentControl::detect(&session, pair.backend).await {
+                Ok(c) => c,
+                Err(e) => {
+                    out.errors.push(e.to_string());
+                    continue;
+                }
+            };
+            let what = format!(
+                "{}: {} {} {}",
+                host.name, record.pair, record.instance, record.scenario
+            );
+            match undo_with_retries(&session, &control, &record.undo).await {
+                Ok(()) => match clear_record(&session).await {
+                    Ok(()) => out.undone.push(format!("{what} undone")),
+                    Err(e) => out.errors.push(format!("{what}: undone, but {e}")),
+                },
+                Err(e) => out.errors.push(format!("{what}: undo failed: {e}")),
+            }
+        }
+    }
+    out
 }
 
 /// `1795368546.123456789` (`date +%s.%N`) to a wall-clock time.
@@ -748,6 +962,43 @@ mod tests {
         assert_eq!(
             select(&plan, &options(Some("web"), Some("blog"))).map(|s| s.len()),
             Err("no instance blog in pair web".to_string())
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_undo_record_reads_back_as_written() {
+        for undo in [
+            Step::RestartAgent,
+            Step::Command(vec!["rm".into(), "-f".into(), "/run/hactl/fail-x".into()]),
+        ] {
+            let record = UndoRecord {
+                pair: "api_lb".into(),
+                instance: "api".into(),
+                scenario: "kill".into(),
+                undo,
+            };
+            let text = serde_json::to_string(&record).unwrap();
+            assert_eq!(serde_json::from_str::<UndoRecord>(&text).unwrap(), record);
+        }
+        assert!(serde_json::from_str::<UndoRecord>("{\"pair\": 1}").is_err());
+    }
+
+    #[test]
+    fn the_partition_undo_does_not_hide_its_failure() {
+        let dir = std::env::temp_dir().join(format!("drill-undo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (_, plan) = inventory(&dir, ["", ""]);
+        let pair = &plan.pairs[0];
+        let steps = scenario::plan(Scenario::Partition, pair, &pair.instances[0], "eth0").unwrap();
+        let Step::Command(argv) = steps.undo else {
+            panic!("{:?}", steps.undo)
+        };
+        let script = argv.join(" ");
+        assert!(!script.contains("; true"), "{script}");
+        assert!(
+            script.contains("|| exit 0; nft delete table inet hactl_drill"),
+            "{script}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -108,10 +108,11 @@ pub fn parse_list(text: &str) -> Result<Vec<Scenario>, UnknownScenario> {
 }
 
 /// What a drill runs on a host to break or undo.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     /// Send the agent a signal (`TERM`, `KILL`) without waiting.
-    Signal(&'static str),
+    Signal(String),
     /// Wait for a stopping agent to be gone, then start it (a running
     /// agent is left alone).
     RestartAgent,
@@ -146,11 +147,11 @@ pub fn plan(
     let cmd = |argv: &[&str]| Step::Command(argv.iter().map(|s| s.to_string()).collect());
     Ok(match scenario {
         Scenario::Graceful => Plan {
-            fault: Step::Signal("TERM"),
+            fault: Step::Signal("TERM".into()),
             undo: Step::RestartAgent,
         },
         Scenario::Kill => Plan {
-            fault: Step::Signal("KILL"),
+            fault: Step::Signal("KILL".into()),
             undo: Step::RestartAgent,
         },
         Scenario::Link => Plan {
@@ -187,10 +188,13 @@ pub fn plan(
         }
         Scenario::Partition => Plan {
             fault: cmd(&["nft", "-f", "-"]),
+            // Gone already is fine; failing to delete it is not hidden.
             undo: cmd(&[
                 "sh",
                 "-c",
-                &format!("nft delete table inet {NFT_TABLE} 2>/dev/null; true"),
+                &format!(
+                    "nft list table inet {NFT_TABLE} >/dev/null 2>&1 || exit 0; nft delete table inet {NFT_TABLE}"
+                ),
             ]),
         },
     })

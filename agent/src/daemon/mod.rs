@@ -9,6 +9,7 @@
 //! always one line per state transition: `INSTANCE: FROM -> TO (reason)`.
 
 pub mod events;
+pub mod supervise;
 pub mod tasks;
 pub mod vips;
 pub mod vmac;
@@ -115,17 +116,20 @@ pub struct Cleaned {
 /// Removes the VIPs and IPVS services recorded in `state_dir` (what a
 /// killed agent left).
 pub fn cleanup(state_dir: &Path) -> Result<Cleaned, DaemonError> {
-    runtime()?.block_on(async {
-        let mut ledger = vips::VipLedger::open(state_dir)?;
-        let driver = vips::VipDriver::open()?;
-        let removed = ledger.clean(&driver).await?;
-        for e in &removed {
-            log(&format!("removed {} from {}", e.address, e.interface));
-        }
-        let services = crate::lvs::runner::clean(state_dir, log)?;
-        Ok(Cleaned {
-            addresses: removed.len(),
-            services,
-        })
+    runtime()?.block_on(clean(state_dir))
+}
+
+/// [`cleanup`] inside a runtime (the supervisor's).
+pub async fn clean(state_dir: &Path) -> Result<Cleaned, DaemonError> {
+    let mut ledger = vips::VipLedger::open(state_dir)?;
+    let driver = vips::VipDriver::open()?;
+    let removed = ledger.clean(&driver).await?;
+    for e in &removed {
+        log(&format!("removed {} from {}", e.address, e.interface));
+    }
+    let services = crate::lvs::runner::clean(state_dir, log)?;
+    Ok(Cleaned {
+        addresses: removed.len(),
+        services,
     })
 }
