@@ -47,6 +47,10 @@ const RECV_BUFFER: usize = 2048;
 /// its reader should stop.
 pub const RECV_POLL: Duration = Duration::from_millis(200);
 
+/// The receive buffer of a VRRP socket, bytes (the kernel doubles it for
+/// bookkeeping): room for a burst of a few thousand adverts.
+pub const SOCKET_RECV_BUFFER: usize = 4 << 20;
+
 #[derive(Debug, Error)]
 pub enum NetworkError {
     #[error("interface {interface} not found")]
@@ -220,6 +224,13 @@ impl VrrpSocket {
         socket
             .set_read_timeout(Some(RECV_POLL))
             .map_err(fail("SO_RCVTIMEO"))?;
+        // A peer with hundreds of instances sends their adverts in one
+        // burst; the default buffer (about 200 packets) would drop the
+        // tail and time out those instances here. As root, FORCE passes
+        // net.core.rmem_max; otherwise the capped size is the best we get.
+        if setsockopt(&socket, sockopt::RcvBufForce, &SOCKET_RECV_BUFFER).is_err() {
+            let _ = socket.set_recv_buffer_size(SOCKET_RECV_BUFFER);
+        }
         Ok(VrrpSocket {
             socket,
             interface: interface.to_owned(),
@@ -359,6 +370,21 @@ fn sockaddr_ip(a: &SockaddrStorage) -> Option<IpAddr> {
 }
 
 // ===== host queries =====
+
+/// The addresses of every interface now, in one getifaddrs(3) call (a
+/// status of 1000 instances must not read the table 1000 times).
+pub fn all_interface_addresses() -> std::collections::HashMap<String, Vec<IpAddr>> {
+    let mut all: std::collections::HashMap<String, Vec<IpAddr>> = std::collections::HashMap::new();
+    let Ok(addrs) = getifaddrs() else {
+        return all;
+    };
+    for a in addrs {
+        if let Some(ip) = a.address.as_ref().and_then(sockaddr_ip) {
+            all.entry(a.interface_name).or_default().push(ip);
+        }
+    }
+    all
+}
 
 /// The addresses on `interface` now, in kernel order.
 pub fn interface_addresses(interface: &str) -> Vec<IpAddr> {
