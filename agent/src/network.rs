@@ -29,8 +29,8 @@ use std::os::fd::AsRawFd;
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
-    recvmsg, sendmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6,
+    SockaddrStorage, recvmsg, sendmmsg, sendmsg, setsockopt, sockopt,
 };
 use std::time::Duration;
 
@@ -307,6 +307,78 @@ impl VrrpSocket {
             _ => Err(nix::Error::EAFNOSUPPORT),
         };
         sent.map(|_| ()).map_err(|e| fail(io::Error::from(e)))
+    }
+
+    /// Sends `messages` (destination, VRRP message) from `src` with one
+    /// sendmmsg(2); returns how many the kernel took, in order (the caller
+    /// sends the rest one by one, which reports their errors).
+    pub fn send_batch(&self, src: IpAddr, messages: &[(IpAddr, Vec<u8>)]) -> usize {
+        let fd = self.socket.as_raw_fd();
+        let iovs: Vec<[IoSlice<'_>; 1]> = messages.iter().map(|(_, m)| [IoSlice::new(m)]).collect();
+        let ifindex = self.ifindex;
+        let sent = match src {
+            IpAddr::V4(s) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(s.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+                let addrs: Vec<Option<SockaddrIn>> = messages
+                    .iter()
+                    .map(|(d, _)| match d {
+                        IpAddr::V4(d) => Some(SockaddrIn::from(std::net::SocketAddrV4::new(*d, 0))),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect();
+                if addrs.iter().any(Option::is_none) {
+                    return 0;
+                }
+                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
+                    messages.len(),
+                    Some(nix::cmsg_space!(libc::in_pktinfo)),
+                );
+                sendmmsg(fd, &mut headers, &iovs, addrs, cmsg, MsgFlags::MSG_DONTWAIT)
+                    .map(Iterator::count)
+            }
+            IpAddr::V6(s) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: s.octets(),
+                    },
+                    ipi6_ifindex: ifindex,
+                };
+                let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                let addrs: Vec<Option<SockaddrIn6>> = messages
+                    .iter()
+                    .map(|(d, _)| match d {
+                        IpAddr::V6(d) => {
+                            let scope = if d.is_unicast_link_local() || d.is_multicast() {
+                                ifindex
+                            } else {
+                                0
+                            };
+                            Some(SockaddrIn6::from(std::net::SocketAddrV6::new(
+                                *d, 0, 0, scope,
+                            )))
+                        }
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect();
+                if addrs.iter().any(Option::is_none) {
+                    return 0;
+                }
+                let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(
+                    messages.len(),
+                    Some(nix::cmsg_space!(libc::in6_pktinfo)),
+                );
+                sendmmsg(fd, &mut headers, &iovs, addrs, cmsg, MsgFlags::MSG_DONTWAIT)
+                    .map(Iterator::count)
+            }
+        };
+        sent.unwrap_or(0)
     }
 }
 

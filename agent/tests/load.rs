@@ -530,3 +530,328 @@ fn thousand_instances_start_at_once_and_converge_without_a_storm() {
         "every master went INIT -> BACKUP -> MASTER once and holds its VIP"
     );
 }
+
+// ===== benchmarks (run by hand, BENCHMARKS.md) =====
+//
+// cargo test --release -p hactl-agent --test load bench_ -- --ignored --nocapture
+//
+// Each prints Markdown rows, our agent and keepalived 2.2.7 measured in the
+// same run on the same namespaces. HACTL_BENCH_TRIALS (default 10) and
+// HACTL_BENCH_SECS (default 60 per load level) size them.
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// SIGKILL, keepalived's VRRP child first so its parent cannot release or
+/// respawn it: a crash, no priority 0 advert.
+fn crash(node: &mut Node) {
+    for pid in node.pids().into_iter().rev() {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    node.stop(Signal::SIGKILL);
+}
+
+/// Polls `interface` of `host` every 0.5 ms, in its namespace, until
+/// `address` is there; the time it took.
+fn until_held(
+    host: &Host,
+    interface: &str,
+    address: IpAddr,
+    deadline: Duration,
+) -> Option<Duration> {
+    let start = Instant::now();
+    host.in_netns(|| {
+        while start.elapsed() < deadline {
+            if hactl_agent::network::interface_addresses(interface).contains(&address) {
+                return Some(start.elapsed());
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        None
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// Hard takeover (SIGKILL of the master) at 1 s, 0.1 s and 0.01 s adverts:
+/// min / median / max of the time from the kill to the VIP on the backup.
+#[test]
+#[ignore = "benchmark"]
+fn bench_hard_takeover() {
+    require_root();
+    let _one = serial();
+    let trials = env_or("HACTL_BENCH_TRIALS", 10);
+    let mut rows = Vec::new();
+    for (advert, interval) in [
+        ("1", Duration::from_secs(1)),
+        ("0.1", Duration::from_millis(100)),
+        ("0.01", Duration::from_millis(10)),
+    ] {
+        for kind in [Kind::Agent, Kind::Keepalived] {
+            let segment = Segment::new(2);
+            let mut master = Node::new(segment.host(0), kind, &single(150, advert));
+            let mut backup = Node::new(segment.host(1), kind, &single(100, advert));
+            backup.start();
+            let mut times = Vec::new();
+            for trial in 0..trials {
+                let _ = master.host.exec(&[
+                    "ip",
+                    "addr",
+                    "del",
+                    &format!("{}/24", vip()),
+                    "dev",
+                    "eth0",
+                ]);
+                master.start();
+                wait_until(DEADLINE, "the master alone holding the VIP", || {
+                    master.holds("eth0", vip()) && !backup.holds("eth0", vip())
+                });
+                // A few adverts in the steady state.
+                std::thread::sleep(interval * 3);
+                let t0 = Instant::now();
+                crash(&mut master);
+                let took = until_held(backup.host, "eth0", vip(), DEADLINE)
+                    .map(|_| t0.elapsed())
+                    .unwrap_or_else(|| panic!("{} trial {trial}: no takeover", kind.name()));
+                eprintln!(
+                    "bench: {} advert {advert} trial {trial}: {took:?}",
+                    kind.name()
+                );
+                times.push(took);
+            }
+            times.sort();
+            let mdi = hactl_agent::instance::master_down_interval(
+                hactl_agent::instance::Version::V3,
+                100,
+                interval,
+            );
+            rows.push(format!(
+                "| {} | {advert} s | {} | {} | {} | {} | {} |",
+                kind.name(),
+                times.len(),
+                ms(times[0]),
+                ms(times[times.len() / 2]),
+                ms(times[times.len() - 1]),
+                ms(mdi + Duration::from_millis(5)),
+            ));
+        }
+    }
+    println!("| speaker | advert_int | trials | min ms | median ms | max ms | MDI + 5 ms |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// 10 ms adverts while `load` busy loops share the cores: MASTER
+/// transitions on the backup (false takeovers) and the longest time the
+/// VIP was on neither node (a client black-hole), polled every 5 ms.
+#[test]
+#[ignore = "benchmark"]
+fn bench_fast_adverts_under_load() {
+    require_root();
+    let _one = serial();
+    let secs = env_or("HACTL_BENCH_SECS", 60);
+    let mut rows = Vec::new();
+    for load in [4usize, 8, 16] {
+        for kind in [Kind::Agent, Kind::Keepalived] {
+            let segment = Segment::new(2);
+            let mut a = Node::new(segment.host(0), kind, &single(150, "0.01"));
+            let mut b = Node::new(segment.host(1), kind, &single(100, "0.01"));
+            a.start();
+            wait_until(DEADLINE, "the master holding the VIP", || {
+                a.holds("eth0", vip())
+            });
+            b.start();
+            std::thread::sleep(Duration::from_secs(2));
+            let before = b.master_transitions();
+            let mut hole = Duration::ZERO;
+            {
+                let _load = CpuLoad::start(load);
+                let start = Instant::now();
+                let mut empty_since: Option<Instant> = None;
+                while start.elapsed() < Duration::from_secs(secs) {
+                    let held = a.holds("eth0", vip()) || b.holds("eth0", vip());
+                    match (held, empty_since) {
+                        (false, None) => empty_since = Some(Instant::now()),
+                        (true, Some(t)) => {
+                            hole = hole.max(t.elapsed());
+                            empty_since = None;
+                        }
+                        _ => {}
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if let Some(t) = empty_since {
+                    hole = hole.max(t.elapsed());
+                }
+            }
+            // Let a storm settle before counting.
+            std::thread::sleep(Duration::from_secs(1));
+            let false_takeovers = b.master_transitions() - before;
+            eprintln!(
+                "bench: {} load {load}: {false_takeovers} false takeovers",
+                kind.name()
+            );
+            rows.push(format!(
+                "| {} | {load} | {secs} s | {false_takeovers} | {} |",
+                kind.name(),
+                ms(hole)
+            ));
+        }
+    }
+    println!(
+        "| speaker | busy loops (2 cores) | duration | false takeovers | longest VIP gap ms |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// 200 instances at 0.1 s adverts: CPU of the master over 30 s, resident
+/// memory of both nodes (keepalived: parent + VRRP child).
+#[test]
+#[ignore = "benchmark"]
+fn bench_200_instances_cpu_and_memory() {
+    require_root();
+    let _one = serial();
+    let mut rows = Vec::new();
+    for kind in [Kind::Agent, Kind::Keepalived] {
+        let segment = Segment::new(2);
+        let conf = |priority| {
+            let mut c = many(0, 0, priority, "0.1");
+            for vrid in 1..=200u8 {
+                c.instances.push(Inst {
+                    name: format!("VI_{vrid}"),
+                    interface: "eth0".to_owned(),
+                    vrid,
+                    priority,
+                    advert: "0.1".to_owned(),
+                    vips: vec![format!("10.90.{vrid}.1/32")],
+                    extra: String::new(),
+                });
+            }
+            c
+        };
+        let mut a = Node::new(segment.host(0), kind, &conf(150));
+        let mut b = Node::new(segment.host(1), kind, &conf(100));
+        a.start();
+        let last = "10.90.200.1".parse().expect("address");
+        wait_until(
+            Duration::from_secs(60),
+            "the master holding every VIP",
+            || a.holds("eth0", last),
+        );
+        b.start();
+        std::thread::sleep(Duration::from_secs(5));
+        let cpu = |n: &Node| {
+            n.pids()
+                .iter()
+                .map(|&p| support::node::cpu_and_rss(p).0)
+                .sum::<f64>()
+        };
+        let rss = |n: &Node| {
+            n.pids()
+                .iter()
+                .map(|&p| support::node::cpu_and_rss(p).1)
+                .sum::<u64>()
+        };
+        let span = Duration::from_secs(30);
+        let (c0, t0) = (cpu(&a), Instant::now());
+        std::thread::sleep(span);
+        let used = cpu(&a) - c0;
+        let pct = 100.0 * used / t0.elapsed().as_secs_f64();
+        rows.push(format!(
+            "| {} | {pct:.2} % | {:.1} MB | {:.1} MB | {} |",
+            kind.name(),
+            rss(&a) as f64 / 1e6,
+            rss(&b) as f64 / 1e6,
+            b.master_transitions()
+        ));
+    }
+    println!(
+        "| speaker | master CPU (30 s) | master RSS | backup RSS | backup MASTER transitions |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+/// 1000 instances (4 segments x 250) started on both nodes at once: time
+/// until the higher-priority node holds all 1000 VIPs and the other none,
+/// and MASTER transitions on the node that ends BACKUP (spurious), counted
+/// 30 s after the start.
+#[test]
+#[ignore = "benchmark"]
+fn bench_thousand_at_once() {
+    require_root();
+    let _one = serial();
+    let mut rows = Vec::new();
+    for kind in [Kind::Agent, Kind::Keepalived] {
+        let segment = Segment::new(2);
+        add_segments(&segment, 4);
+        let mut a = Node::new(segment.host(0), kind, &many(4, 250, 150, "1"));
+        let mut b = Node::new(segment.host(1), kind, &many(4, 250, 100, "1"));
+        let count = |n: &Node| {
+            n.host.in_netns(|| {
+                (1..=4)
+                    .map(|v| {
+                        hactl_agent::network::interface_addresses(&format!("v{v}"))
+                            .iter()
+                            .filter(|a| matches!(a, IpAddr::V4(v4) if v4.octets()[0] == 10 && v4.octets()[1] >= 81))
+                            .count()
+                    })
+                    .sum::<usize>()
+            })
+        };
+        let t0 = Instant::now();
+        a.spawn();
+        b.spawn();
+        let mut converged = None;
+        while t0.elapsed() < Duration::from_secs(120) {
+            if count(&a) == 1000 && count(&b) == 0 {
+                converged = Some(t0.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let settle = Duration::from_secs(30).saturating_sub(t0.elapsed());
+        std::thread::sleep(settle);
+        let spurious = b.master_transitions();
+        let (ra, rb) = (
+            a.pids()
+                .iter()
+                .map(|&p| support::node::cpu_and_rss(p).1)
+                .sum::<u64>(),
+            b.pids()
+                .iter()
+                .map(|&p| support::node::cpu_and_rss(p).1)
+                .sum::<u64>(),
+        );
+        rows.push(format!(
+            "| {} | {} | {spurious} | {:.1} MB | {:.1} MB |",
+            kind.name(),
+            converged.map_or("not in 120 s".to_owned(), |d| format!(
+                "{:.2} s",
+                d.as_secs_f64()
+            )),
+            ra as f64 / 1e6,
+            rb as f64 / 1e6
+        ));
+    }
+    println!(
+        "| speaker | converged (all VIPs on the master, none on the backup) | spurious MASTER transitions on the backup | master RSS | backup RSS |"
+    );
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}

@@ -85,6 +85,21 @@ pub struct Daemon {
     /// Gratuitous bursts to send, after the queued address work: adverts
     /// come first, then addresses, then announcements.
     garp_queue: VecDeque<InstanceId>,
+    /// Adverts of the input being handled, sent together at its end, one
+    /// sendmmsg(2) per socket and source: the adverts of every timer that
+    /// fired in one wakeup leave in one system call, none later than it
+    /// would alone.
+    outbox: Vec<Outgoing>,
+}
+
+/// One encoded advert waiting for the end of the input.
+#[derive(Debug)]
+struct Outgoing {
+    id: InstanceId,
+    socket: usize,
+    src: IpAddr,
+    dst: IpAddr,
+    bytes: Vec<u8>,
 }
 
 /// An instance kept running across a reload, with everything the daemon
@@ -179,6 +194,7 @@ impl Daemon {
             mail: None,
             vip_jobs: VecDeque::new(),
             garp_queue: VecDeque::new(),
+            outbox: Vec::new(),
         };
         for id in 0..n {
             daemon
@@ -276,6 +292,7 @@ impl Daemon {
             let actions = self.router.handle(id, now, Event::Startup);
             self.apply(actions).await;
         }
+        self.flush_outbox();
     }
 
     async fn clean_leftovers(&mut self) {
@@ -341,6 +358,7 @@ impl Daemon {
             .iter()
             .any(|a| a.instance == id && matches!(a.action, Action::Discard(_)));
         self.apply(actions).await;
+        self.flush_outbox();
         // After the actions: a transition resets what we saw.
         if !discarded && advert.priority > 0 {
             self.last_advert[id] = Some(rfc3339(SystemTime::now()));
@@ -366,6 +384,7 @@ impl Daemon {
             self.apply(actions).await;
             names.push(self.plan.wire[id].name.clone());
         }
+        self.flush_outbox();
         Some(names)
     }
 
@@ -384,6 +403,7 @@ impl Daemon {
                 self.apply(actions).await;
             }
         }
+        self.flush_outbox();
     }
 
     /// The earliest armed timer.
@@ -411,6 +431,7 @@ impl Daemon {
             let actions = self.router.handle(id, now, Event::TimerFired(timer));
             self.apply(actions).await;
         }
+        self.flush_outbox();
         let garp: Vec<InstanceId> = self
             .garp_due
             .iter()
@@ -446,6 +467,8 @@ impl Daemon {
             self.timers.retain(|(i, _), _| *i != id);
             self.garp_due.remove(&id);
         }
+        // The priority 0 adverts first, then the addresses go.
+        self.flush_outbox();
         self.garp_queue.retain(|id| !ids.contains(id));
         self.flush_vip_work().await;
     }
@@ -510,30 +533,75 @@ impl Daemon {
 
     fn send_advert(&mut self, id: InstanceId, priority: u8) {
         let wire = &self.plan.wire[id];
-        let socket = &self.sockets[self.socket_of[id]];
         let advert = wire.advertisement(priority);
-        let mut failed = None;
-        for &dst in &wire.destinations {
-            let sent = advert
-                .encode(wire.source, dst)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| socket.send(wire.source, dst, &bytes).map_err(|e| chain(&e)));
-            match sent {
-                Ok(()) => self.counters[id].adverts_sent += 1,
-                Err(e) => {
-                    self.counters[id].send_errors += 1;
-                    failed = Some(e);
-                }
+        let (src, socket) = (wire.source, self.socket_of[id]);
+        let encoded: Vec<_> = wire
+            .destinations
+            .iter()
+            .map(|&dst| (dst, advert.encode(src, dst)))
+            .collect();
+        for (dst, bytes) in encoded {
+            match bytes {
+                Ok(bytes) => self.outbox.push(Outgoing {
+                    id,
+                    socket,
+                    src,
+                    dst,
+                    bytes,
+                }),
+                Err(e) => self.send_result(id, Err(e.to_string())),
             }
         }
-        // Log the first failure of a run of failures, not every advert.
-        match failed {
-            Some(e) if !self.send_failing[id] => {
-                log(&format!("{}: cannot send advert: {e}", wire.name));
-                self.send_failing[id] = true;
+    }
+
+    /// Sends the adverts of the input just handled: runs of one socket and
+    /// source in one sendmmsg(2), whatever it did not take one by one.
+    fn flush_outbox(&mut self) {
+        let outbox = std::mem::take(&mut self.outbox);
+        let mut rest = outbox.as_slice();
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|o| o.socket == first.socket && o.src == first.src)
+                .count();
+            let (batch, tail) = rest.split_at(run);
+            rest = tail;
+            let socket = Arc::clone(&self.sockets[first.socket]);
+            let taken = if batch.len() > 1 {
+                let messages: Vec<(IpAddr, Vec<u8>)> =
+                    batch.iter().map(|o| (o.dst, o.bytes.clone())).collect();
+                socket.send_batch(first.src, &messages)
+            } else {
+                0
+            };
+            for (n, o) in batch.iter().enumerate() {
+                let result = if n < taken {
+                    Ok(())
+                } else {
+                    socket.send(o.src, o.dst, &o.bytes).map_err(|e| chain(&e))
+                };
+                self.send_result(o.id, result);
             }
-            None => self.send_failing[id] = false,
-            Some(_) => {}
+        }
+    }
+
+    fn send_result(&mut self, id: InstanceId, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.counters[id].adverts_sent += 1;
+                self.send_failing[id] = false;
+            }
+            Err(e) => {
+                self.counters[id].send_errors += 1;
+                // Log the first failure of a run of failures, not every advert.
+                if !self.send_failing[id] {
+                    log(&format!(
+                        "{}: cannot send advert: {e}",
+                        self.plan.wire[id].name
+                    ));
+                    self.send_failing[id] = true;
+                }
+            }
         }
     }
 
