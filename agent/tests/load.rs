@@ -659,8 +659,12 @@ fn bench_fast_adverts_under_load() {
     let _one = serial();
     let secs = env_or("HACTL_BENCH_SECS", 60);
     let mut rows = Vec::new();
+    let only = std::env::var("HACTL_BENCH_ONLY").ok();
     for load in [4usize, 8, 16] {
         for kind in [Kind::Agent, Kind::Keepalived] {
+            if only.as_deref().is_some_and(|o| o != kind.name()) {
+                continue;
+            }
             let segment = Segment::new(2);
             let mut a = Node::new(segment.host(0), kind, &single(150, "0.01"));
             let mut b = Node::new(segment.host(1), kind, &single(100, "0.01"));
@@ -699,6 +703,15 @@ fn bench_fast_adverts_under_load() {
                 "bench: {} load {load}: {false_takeovers} false takeovers",
                 kind.name()
             );
+            if false_takeovers > 0 {
+                for (who, n) in [("master", &a), ("backup", &b)] {
+                    for line in n.log().lines().filter(|l| {
+                        l.contains("MASTER") || l.contains("RLIMIT") || l.contains("SCHED")
+                    }) {
+                        eprintln!("bench:   {who}: {line}");
+                    }
+                }
+            }
             rows.push(format!(
                 "| {} | {load} | {secs} s | {false_takeovers} | {} |",
                 kind.name(),
