@@ -277,12 +277,11 @@ fn wire_settings(
                 instance.virtual_router_id,
             ],
         }),
-        smtp_alert: instance.smtp_alert
-            || config
-                .global_defs
-                .smtp_alert_vrrp
-                .or(config.global_defs.smtp_alert)
-                .unwrap_or(false),
+        smtp_alert: instance
+            .smtp_alert
+            .or(config.global_defs.smtp_alert_vrrp)
+            .or(config.global_defs.smtp_alert)
+            .unwrap_or(false),
         garp: GarpSettings {
             delay: instance
                 .garp_master_delay

@@ -257,7 +257,8 @@ pub struct VrrpInstance {
     pub notify_fault: Option<String>,
     pub notify_stop: Option<String>,
     pub notify: Option<String>,
-    pub smtp_alert: bool,
+    /// `None`: the global `smtp_alert_vrrp` / `smtp_alert` decides.
+    pub smtp_alert: Option<bool>,
     pub mcast_src_ip: Option<IpAddr>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<IpAddr>,
