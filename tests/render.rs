@@ -329,3 +329,64 @@ fn keepalived_accepts_every_rendered_lab_config() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Issue 13: the unit deploy installs passes `systemd-analyze verify` (no
+/// error, no warning such as an unknown or misspelt key), checked in a
+/// scratch root that holds the distribution's units, the unit as
+/// rendered (unchanged) and the agent binary where ExecStart names it.
+#[test]
+fn rendered_unit_passes_systemd_analyze_verify() {
+    let Ok(version) = Command::new("systemd-analyze").arg("--version").output() else {
+        eprintln!("skipped: systemd-analyze is not installed (apt-get install systemd)");
+        return;
+    };
+    assert!(version.status.success(), "systemd-analyze --version");
+    let dir = scratch("unit");
+    let out = dir.join("out");
+    hactl(&[
+        "render",
+        lab().to_str().unwrap(),
+        "--host",
+        "lb01",
+        "--file",
+        "hactl-agent.service",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let unit = std::fs::read_to_string(out.join("hactl-agent.service")).unwrap();
+    let root = dir.join("root");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .and_then(|cmd| cmd.split_whitespace().next())
+        .expect("ExecStart")
+        .trim_start_matches('/');
+    let agent = root.join(exec);
+    std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+    // Any executable will do for verify; the CLI stands in for the agent.
+    std::fs::copy(env!("CARGO_BIN_EXE_hactl"), &agent).unwrap();
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/kill", root.join("bin/kill")).unwrap();
+    std::fs::create_dir_all(root.join("etc/systemd/system")).unwrap();
+    std::fs::write(root.join("etc/systemd/system/hactl-agent.service"), &unit).unwrap();
+    std::fs::create_dir_all(root.join("usr/lib/systemd")).unwrap();
+    let copied = Command::new("cp")
+        .args(["-a", "/usr/lib/systemd/system"])
+        .arg(root.join("usr/lib/systemd/"))
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copy the distribution's units");
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(format!("--root={}", root.display()))
+        .arg("/etc/systemd/system/hactl-agent.service")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&verify.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        verify.status.success() && stderr.trim().is_empty(),
+        "systemd-analyze verify: {:?}\n{stderr}",
+        verify.status
+    );
+}

@@ -45,6 +45,8 @@ pub struct WireSettings {
     pub garp: GarpSettings,
     /// `use_vmac`: the macvlan that carries the VIPs.
     pub vmac: Option<Vmac>,
+    /// `smtp_alert` (or the global default): email each transition.
+    pub smtp_alert: bool,
 }
 
 /// A VRRP virtual MAC interface (RFC 5798 7.3: 00-00-5E-00-01-{VRID} for
@@ -275,6 +277,11 @@ fn wire_settings(
                 instance.virtual_router_id,
             ],
         }),
+        smtp_alert: instance
+            .smtp_alert
+            .or(config.global_defs.smtp_alert_vrrp)
+            .or(config.global_defs.smtp_alert)
+            .unwrap_or(false),
         garp: GarpSettings {
             delay: instance
                 .garp_master_delay

@@ -9,11 +9,13 @@
 pub mod check;
 pub mod config;
 pub mod daemon;
+pub mod email;
 pub mod glue;
 pub mod gratuitous;
 pub mod instance;
 pub mod ipvs;
 pub mod lvs;
+pub mod metrics;
 pub mod netlink;
 pub mod network;
 pub mod notify;

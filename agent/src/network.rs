@@ -29,8 +29,8 @@ use std::os::fd::AsRawFd;
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
 use nix::sys::socket::{
-    ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
-    recvmsg, sendmsg, setsockopt, sockopt,
+    ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrIn, SockaddrIn6,
+    SockaddrStorage, recvmsg, sendmmsg, sendmsg, setsockopt, sockopt,
 };
 use std::time::Duration;
 
@@ -46,6 +46,10 @@ const RECV_BUFFER: usize = 2048;
 /// How long a blocking receive waits before it returns to check whether
 /// its reader should stop.
 pub const RECV_POLL: Duration = Duration::from_millis(200);
+
+/// The receive buffer of a VRRP socket, bytes (the kernel doubles it for
+/// bookkeeping): room for a burst of a few thousand adverts.
+pub const SOCKET_RECV_BUFFER: usize = 4 << 20;
 
 #[derive(Debug, Error)]
 pub enum NetworkError {
@@ -220,6 +224,13 @@ impl VrrpSocket {
         socket
             .set_read_timeout(Some(RECV_POLL))
             .map_err(fail("SO_RCVTIMEO"))?;
+        // A peer with hundreds of instances sends their adverts in one
+        // burst; the default buffer (about 200 packets) would drop the
+        // tail and time out those instances here. As root, FORCE passes
+        // net.core.rmem_max; otherwise the capped size is the best we get.
+        if setsockopt(&socket, sockopt::RcvBufForce, &SOCKET_RECV_BUFFER).is_err() {
+            let _ = socket.set_recv_buffer_size(SOCKET_RECV_BUFFER);
+        }
         Ok(VrrpSocket {
             socket,
             interface: interface.to_owned(),
@@ -297,6 +308,78 @@ impl VrrpSocket {
         };
         sent.map(|_| ()).map_err(|e| fail(io::Error::from(e)))
     }
+
+    /// Sends `messages` (destination, VRRP message) from `src` with one
+    /// sendmmsg(2); returns how many the kernel took, in order (the caller
+    /// sends the rest one by one, which reports their errors).
+    pub fn send_batch(&self, src: IpAddr, messages: &[(IpAddr, Vec<u8>)]) -> usize {
+        let fd = self.socket.as_raw_fd();
+        let iovs: Vec<[IoSlice<'_>; 1]> = messages.iter().map(|(_, m)| [IoSlice::new(m)]).collect();
+        let ifindex = self.ifindex;
+        let sent = match src {
+            IpAddr::V4(s) => {
+                let info = libc::in_pktinfo {
+                    ipi_ifindex: i32::try_from(ifindex).unwrap_or(0),
+                    ipi_spec_dst: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(s.octets()),
+                    },
+                    ipi_addr: libc::in_addr { s_addr: 0 },
+                };
+                let cmsg = [ControlMessage::Ipv4PacketInfo(&info)];
+                let addrs: Vec<Option<SockaddrIn>> = messages
+                    .iter()
+                    .map(|(d, _)| match d {
+                        IpAddr::V4(d) => Some(SockaddrIn::from(std::net::SocketAddrV4::new(*d, 0))),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect();
+                if addrs.iter().any(Option::is_none) {
+                    return 0;
+                }
+                let mut headers = MultiHeaders::<SockaddrIn>::preallocate(
+                    messages.len(),
+                    Some(nix::cmsg_space!(libc::in_pktinfo)),
+                );
+                sendmmsg(fd, &mut headers, &iovs, addrs, cmsg, MsgFlags::MSG_DONTWAIT)
+                    .map(Iterator::count)
+            }
+            IpAddr::V6(s) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: s.octets(),
+                    },
+                    ipi6_ifindex: ifindex,
+                };
+                let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                let addrs: Vec<Option<SockaddrIn6>> = messages
+                    .iter()
+                    .map(|(d, _)| match d {
+                        IpAddr::V6(d) => {
+                            let scope = if d.is_unicast_link_local() || d.is_multicast() {
+                                ifindex
+                            } else {
+                                0
+                            };
+                            Some(SockaddrIn6::from(std::net::SocketAddrV6::new(
+                                *d, 0, 0, scope,
+                            )))
+                        }
+                        IpAddr::V4(_) => None,
+                    })
+                    .collect();
+                if addrs.iter().any(Option::is_none) {
+                    return 0;
+                }
+                let mut headers = MultiHeaders::<SockaddrIn6>::preallocate(
+                    messages.len(),
+                    Some(nix::cmsg_space!(libc::in6_pktinfo)),
+                );
+                sendmmsg(fd, &mut headers, &iovs, addrs, cmsg, MsgFlags::MSG_DONTWAIT)
+                    .map(Iterator::count)
+            }
+        };
+        sent.unwrap_or(0)
+    }
 }
 
 fn recv_one(socket: &Socket, family: Family) -> io::Result<Received> {
@@ -359,6 +442,21 @@ fn sockaddr_ip(a: &SockaddrStorage) -> Option<IpAddr> {
 }
 
 // ===== host queries =====
+
+/// The addresses of every interface now, in one getifaddrs(3) call (a
+/// status of 1000 instances must not read the table 1000 times).
+pub fn all_interface_addresses() -> std::collections::HashMap<String, Vec<IpAddr>> {
+    let mut all: std::collections::HashMap<String, Vec<IpAddr>> = std::collections::HashMap::new();
+    let Ok(addrs) = getifaddrs() else {
+        return all;
+    };
+    for a in addrs {
+        if let Some(ip) = a.address.as_ref().and_then(sockaddr_ip) {
+            all.entry(a.interface_name).or_default().push(ip);
+        }
+    }
+    all
+}
 
 /// The addresses on `interface` now, in kernel order.
 pub fn interface_addresses(interface: &str) -> Vec<IpAddr> {

@@ -46,6 +46,9 @@ pub struct Status {
     /// the answers of agents older than issue 11.
     #[serde(default)]
     pub virtual_servers: Vec<VirtualServerStatus>,
+    /// Tracked scripts and interfaces: whether each passes now.
+    #[serde(default)]
+    pub checks: BTreeMap<String, bool>,
 }
 
 /// One `virtual_server` and the services it programs.
@@ -123,6 +126,14 @@ pub struct Counters {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub send_errors: u64,
+    /// State transitions since the agent started (the history keeps the
+    /// last few only).
+    #[serde(default)]
+    pub transitions: u64,
+    /// Changes of the master this instance knows: itself while MASTER,
+    /// the advertiser while BACKUP.
+    #[serde(default)]
+    pub master_changes: u64,
     /// Received packets refused, by reason (`bad_ttl`, `bad_checksum`,
     /// `auth_mismatch`, `too_short`, `bad_version`, ...).
     pub drops: BTreeMap<String, u64>,
@@ -556,6 +567,7 @@ mod tests {
                 adverts_received: 12,
                 send_errors: 0,
                 drops: BTreeMap::from([("bad_ttl".to_owned(), 2), ("auth_mismatch".to_owned(), 1)]),
+                ..Counters::default()
             },
             transitions: Vec::new(),
         };
@@ -569,6 +581,7 @@ mod tests {
             ],
             sockets: Vec::new(),
             virtual_servers: Vec::new(),
+            checks: BTreeMap::new(),
         }
     }
 

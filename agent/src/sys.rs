@@ -32,6 +32,142 @@ pub(crate) fn link_layer_address(ifindex: u32, protocol: u16, destination: [u8; 
     unsafe { SockAddr::new(storage, length) }
 }
 
+// ===== scheduling (daemon::realtime) =====
+
+/// sched(7): children (threads too) of a thread with this flag start
+/// SCHED_OTHER at nice 0, so scripts and helper threads never inherit the
+/// VRRP threads' real-time policy.
+const SCHED_RESET_ON_FORK: libc::c_int = 0x4000_0000;
+
+/// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of
+/// /proc/PID/stat's CPU times.
+pub(crate) fn clock_ticks() -> u64 {
+    // SAFETY: sysconf only reads a constant of the C library.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    u64::try_from(ticks).unwrap_or(100)
+}
+
+/// The calling thread's id (gettid(2)).
+pub(crate) fn thread_id() -> libc::pid_t {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) };
+    libc::pid_t::try_from(tid).unwrap_or(0)
+}
+
+/// Puts thread `tid` (0: the caller) under SCHED_RR at `priority`, or back
+/// under SCHED_OTHER when `priority` is 0; both with SCHED_RESET_ON_FORK.
+pub(crate) fn set_round_robin(tid: libc::pid_t, priority: u8) -> std::io::Result<()> {
+    let param = libc::sched_param {
+        sched_priority: libc::c_int::from(priority),
+    };
+    let policy = if priority == 0 {
+        libc::SCHED_OTHER
+    } else {
+        libc::SCHED_RR
+    };
+    // SAFETY: `param` is a valid sched_param that outlives the call; the
+    // kernel only reads it. A tid of 0 names the calling thread.
+    let rc =
+        unsafe { libc::sched_setscheduler(tid, policy | SCHED_RESET_ON_FORK, &raw const param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The nice value of the calling thread (Linux: setpriority on a tid).
+pub(crate) fn set_thread_nice(nice: i32) -> std::io::Result<()> {
+    let tid = libc::id_t::try_from(thread_id()).unwrap_or(0);
+    // SAFETY: plain syscall wrapper on integers.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// mlockall(MCL_CURRENT | MCL_FUTURE): no page of the daemon is swapped.
+pub(crate) fn lock_memory() -> std::io::Result<()> {
+    // SAFETY: plain syscall wrapper on integer flags.
+    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// RLIMIT_RTTIME: `soft_us` of CPU without a blocking call raises SIGXCPU
+/// (the hard limit, which would SIGKILL, stays unlimited).
+pub(crate) fn limit_rttime(soft_us: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit {
+        rlim_cur: soft_us,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: `limit` is a valid rlimit that outlives the call.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_RTTIME, &raw const limit) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The threads [`demote_on_sigxcpu`] returns to SCHED_OTHER.
+static RT_THREADS: [std::sync::atomic::AtomicI32; 16] =
+    [const { std::sync::atomic::AtomicI32::new(0) }; 16];
+/// Set by the SIGXCPU handler: the daemon logs it once.
+pub(crate) static RT_DEMOTED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Remembers thread `tid` as real-time, for the SIGXCPU handler.
+pub(crate) fn register_rt_thread(tid: libc::pid_t) {
+    use std::sync::atomic::Ordering;
+    for slot in &RT_THREADS {
+        if slot
+            .compare_exchange(0, tid, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+extern "C" fn on_sigxcpu(_: libc::c_int) {
+    use std::sync::atomic::Ordering;
+    let param = libc::sched_param { sched_priority: 0 };
+    for slot in &RT_THREADS {
+        let tid = slot.load(Ordering::SeqCst);
+        if tid != 0 {
+            // SAFETY: sched_setscheduler is a bare system call (no locks,
+            // no allocation), safe in a signal handler; `param` lives on
+            // this frame.
+            unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &raw const param) };
+        }
+    }
+    RT_DEMOTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGXCPU (RLIMIT_RTTIME reached: a real-time thread ran without
+/// blocking for too long) returns every registered thread to SCHED_OTHER
+/// instead of killing the daemon.
+pub(crate) fn demote_on_sigxcpu() -> std::io::Result<()> {
+    // SAFETY: the handler only makes async-signal-safe system calls and
+    // atomic stores; `action` is fully initialised before use.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigxcpu as *const () as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&raw mut action.sa_mask);
+        if libc::sigaction(libc::SIGXCPU, &raw const action, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -608,7 +608,7 @@ fn keepalived_defaults_are_filled_in() {
         c.global_defs.notification_email,
         ["ops@example.com", "noc@example.com"]
     );
-    assert!(c.vrrp_instances[0].smtp_alert);
+    assert_eq!(c.vrrp_instances[0].smtp_alert, Some(true));
     let vs = &c.virtual_servers[0];
     assert_eq!(vs.persistence_timeout, Some(360));
     assert_eq!(

@@ -110,6 +110,24 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     /// `vrrp_iptables [IN_CHAIN [OUT_CHAIN]]`: `Some` when present.
     pub vrrp_iptables: Option<Vec<String>>,
+    /// global `smtp_alert` / `smtp_alert_vrrp`: the default of the
+    /// instances' `smtp_alert` (`smtp_alert_vrrp` wins for VRRP).
+    pub smtp_alert: Option<bool>,
+    pub smtp_alert_vrrp: Option<bool>,
+    /// Ours: `metrics_listen ADDRESS:PORT` opens the Prometheus listener
+    /// (off when absent).
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `vrrp_priority -20..19`: the nice value of the VRRP threads.
+    pub vrrp_priority: Option<i32>,
+    /// `vrrp_rt_priority 1..99`: SCHED_RR at this priority for the VRRP
+    /// threads; 0 (ours): SCHED_OTHER. See `daemon::realtime` for the
+    /// default when unset.
+    pub vrrp_rt_priority: Option<u8>,
+    /// `vrrp_no_swap`: lock the daemon's memory (mlockall).
+    pub vrrp_no_swap: bool,
+    /// `vrrp_rlimit_rttime >=2`: RLIMIT_RTTIME in microseconds while
+    /// real-time (keepalived's default 10000).
+    pub vrrp_rlimit_rttime: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -239,7 +257,8 @@ pub struct VrrpInstance {
     pub notify_fault: Option<String>,
     pub notify_stop: Option<String>,
     pub notify: Option<String>,
-    pub smtp_alert: bool,
+    /// `None`: the global `smtp_alert_vrrp` / `smtp_alert` decides.
+    pub smtp_alert: Option<bool>,
     pub mcast_src_ip: Option<IpAddr>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<IpAddr>,

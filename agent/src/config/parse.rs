@@ -146,6 +146,13 @@ pub const GLOBAL_DEFS: &[&str] = &[
     "vrrp_skip_check_adv_addr",
     "vrrp_strict",
     "vrrp_iptables",
+    "smtp_alert",
+    "smtp_alert_vrrp",
+    "metrics_listen",
+    "vrrp_priority",
+    "vrrp_rt_priority",
+    "vrrp_no_swap",
+    "vrrp_rlimit_rttime",
 ];
 
 pub const VRRP_SCRIPT: &[&str] = &[
@@ -756,6 +763,37 @@ fn global_defs(ctx: &mut Ctx, children: &[Node], g: &mut GlobalDefs) {
                 if ctx.arity(node, 0, 2) {
                     g.vrrp_iptables = Some(node.args.clone());
                 }
+            }
+            "smtp_alert" => g.smtp_alert = ctx.bool_flag(node),
+            "smtp_alert_vrrp" => g.smtp_alert_vrrp = ctx.bool_flag(node),
+            "metrics_listen" => {
+                if let Some(text) = ctx.one(node) {
+                    match text.parse() {
+                        Ok(a) => g.metrics_listen = Some(a),
+                        Err(_) => ctx.err(
+                            &node.origin,
+                            format!(
+                                "metrics_listen '{text}' is not ADDRESS:PORT \
+                                 (127.0.0.1:9650, [::1]:9650)"
+                            ),
+                        ),
+                    }
+                }
+            }
+            "vrrp_priority" => {
+                g.vrrp_priority = ctx
+                    .one_int(node, -20, 19)
+                    .and_then(|v| i32::try_from(v).ok());
+            }
+            "vrrp_rt_priority" => {
+                // 0 is ours: SCHED_OTHER, keepalived's default, on purpose.
+                g.vrrp_rt_priority = ctx.one_int(node, 0, 99).and_then(|v| u8::try_from(v).ok());
+            }
+            "vrrp_no_swap" => g.vrrp_no_swap = ctx.flag(node),
+            "vrrp_rlimit_rttime" => {
+                g.vrrp_rlimit_rttime = ctx
+                    .one_int(node, 2, i64::from(u32::MAX))
+                    .and_then(|v| u64::try_from(v).ok());
             }
             _ => ctx.unknown(node, "global_defs", GLOBAL_DEFS),
         }

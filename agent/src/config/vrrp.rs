@@ -57,7 +57,7 @@ pub(super) fn vrrp_instance(
         notify_fault: None,
         notify_stop: None,
         notify: None,
-        smtp_alert: false,
+        smtp_alert: None,
         mcast_src_ip: None,
         unicast_src_ip: None,
         unicast_peer: Vec::new(),
@@ -173,7 +173,7 @@ pub(super) fn vrrp_instance(
             "notify" => i.notify = ctx.command(child),
             "smtp_alert" => {
                 if let Some(on) = ctx.bool_flag(child) {
-                    i.smtp_alert = on;
+                    i.smtp_alert = Some(on);
                 }
             }
             "mcast_src_ip" => {

@@ -20,7 +20,7 @@ use crate::config::Family;
 use crate::glue::{NotifyScripts, Plan, WireSettings};
 use crate::gratuitous::Announcer;
 use crate::instance::{Action, Advert, Event, Instance, State, Timer};
-use crate::network::{Dropped, Received, VrrpSocket, interface_addresses};
+use crate::network::{Dropped, Received, VrrpSocket, all_interface_addresses};
 use crate::notify::{NotifyJob, NotifySender, split_command};
 use crate::router::{InstanceId, Router, RouterAction};
 use crate::status::{
@@ -33,6 +33,16 @@ use super::{DaemonError, log};
 
 /// How many transitions the status keeps per instance.
 const HISTORY: usize = 64;
+
+/// VIP jobs done in one go between timers and packets (one ledger write).
+const VIP_BATCH: usize = 32;
+
+/// Address work queued by a transition, done between protocol inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VipJob {
+    Add(InstanceId),
+    Remove(InstanceId),
+}
 
 /// The state behind the main loop.
 pub struct Daemon {
@@ -60,6 +70,36 @@ pub struct Daemon {
     /// taking over, then the refreshes.
     garp_due: HashMap<InstanceId, Instant>,
     garp_delayed_sent: Vec<bool>,
+    /// (socket, VRID) -> the instances that may own an advert.
+    by_vrid: HashMap<(usize, u8), Vec<InstanceId>>,
+    /// The last master each instance knew, for `master_changes`.
+    last_master: Vec<Option<IpAddr>>,
+    /// Tracked objects (scripts, interfaces): passing now.
+    checks: BTreeMap<String, bool>,
+    /// Transition emails (smtp_alert), when configured.
+    mail: Option<crate::email::MailSender>,
+    /// VIPs to add or remove, in order: a takeover of 1000 instances must
+    /// send its 1000 adverts before the first netlink round trip, and
+    /// timers keep firing while the addresses go on.
+    vip_jobs: VecDeque<VipJob>,
+    /// Gratuitous bursts to send, after the queued address work: adverts
+    /// come first, then addresses, then announcements.
+    garp_queue: VecDeque<InstanceId>,
+    /// Adverts of the input being handled, sent together at its end, one
+    /// sendmmsg(2) per socket and source: the adverts of every timer that
+    /// fired in one wakeup leave in one system call, none later than it
+    /// would alone.
+    outbox: Vec<Outgoing>,
+}
+
+/// One encoded advert waiting for the end of the input.
+#[derive(Debug)]
+struct Outgoing {
+    id: InstanceId,
+    socket: usize,
+    src: IpAddr,
+    dst: IpAddr,
+    bytes: Vec<u8>,
 }
 
 /// An instance kept running across a reload, with everything the daemon
@@ -148,7 +188,21 @@ impl Daemon {
             announcers: HashMap::new(),
             garp_due: HashMap::new(),
             garp_delayed_sent: vec![false; n],
+            by_vrid: HashMap::new(),
+            last_master: vec![None; n],
+            checks: BTreeMap::new(),
+            mail: None,
+            vip_jobs: VecDeque::new(),
+            garp_queue: VecDeque::new(),
+            outbox: Vec::new(),
         };
+        for id in 0..n {
+            daemon
+                .by_vrid
+                .entry((daemon.socket_of[id], daemon.plan.wire[id].vrid))
+                .or_default()
+                .push(id);
+        }
         for (id, c) in carried.into_iter().enumerate() {
             let Some(c) = c else { continue };
             for (timer, at) in c.timers {
@@ -157,6 +211,7 @@ impl Daemon {
             daemon.counters[id] = c.counters;
             daemon.history[id] = c.history;
             daemon.master_seen[id] = c.master_seen;
+            daemon.last_master[id] = c.master_seen;
             daemon.last_advert[id] = c.last_advert;
             if let Some(at) = c.garp_due {
                 daemon.garp_due.insert(id, at);
@@ -237,6 +292,7 @@ impl Daemon {
             let actions = self.router.handle(id, now, Event::Startup);
             self.apply(actions).await;
         }
+        self.flush_outbox();
     }
 
     async fn clean_leftovers(&mut self) {
@@ -261,9 +317,10 @@ impl Daemon {
                 return;
             }
         };
-        let candidates: Vec<InstanceId> = (0..self.plan.wire.len())
-            .filter(|&i| self.socket_of[i] == socket && self.plan.wire[i].vrid == advert.vrid)
-            .collect();
+        let candidates: &[InstanceId] = self
+            .by_vrid
+            .get(&(socket, advert.vrid))
+            .map_or(&[], Vec::as_slice);
         if candidates.is_empty() {
             self.count_drop(socket, Dropped::new(None, "other_vrid"));
             return;
@@ -301,11 +358,13 @@ impl Daemon {
             .iter()
             .any(|a| a.instance == id && matches!(a.action, Action::Discard(_)));
         self.apply(actions).await;
+        self.flush_outbox();
         // After the actions: a transition resets what we saw.
         if !discarded && advert.priority > 0 {
             self.last_advert[id] = Some(rfc3339(SystemTime::now()));
             if self.router.instances()[id].state() == State::Backup {
                 self.master_seen[id] = Some(received.src);
+                self.note_master(id);
             }
         }
     }
@@ -325,11 +384,13 @@ impl Daemon {
             self.apply(actions).await;
             names.push(self.plan.wire[id].name.clone());
         }
+        self.flush_outbox();
         Some(names)
     }
 
     /// Tracked object `name` changed; every instance tracking it hears.
     pub async fn track(&mut self, name: &str, up: bool) {
+        self.checks.insert(name.to_owned(), up);
         for id in 0..self.plan.wire.len() {
             let tracks = &self.plan.params[id].tracks;
             if tracks.iter().any(|t| t.name == name) {
@@ -342,6 +403,7 @@ impl Daemon {
                 self.apply(actions).await;
             }
         }
+        self.flush_outbox();
     }
 
     /// The earliest armed timer.
@@ -369,6 +431,7 @@ impl Daemon {
             let actions = self.router.handle(id, now, Event::TimerFired(timer));
             self.apply(actions).await;
         }
+        self.flush_outbox();
         let garp: Vec<InstanceId> = self
             .garp_due
             .iter()
@@ -378,7 +441,9 @@ impl Daemon {
         for id in garp {
             self.garp_due.remove(&id);
             self.garp_delayed_sent[id] = true;
-            self.announce(id);
+            // The burst waits behind adverts like every other (see
+            // `garp_queue`); its refresh is timed from now.
+            self.garp_queue.push_back(id);
             if let Some(refresh) = self.plan.wire[id].garp.refresh {
                 self.garp_due.insert(id, Instant::now() + refresh);
             }
@@ -402,6 +467,10 @@ impl Daemon {
             self.timers.retain(|(i, _), _| *i != id);
             self.garp_due.remove(&id);
         }
+        // The priority 0 adverts first, then the addresses go.
+        self.flush_outbox();
+        self.garp_queue.retain(|id| !ids.contains(id));
+        self.flush_vip_work().await;
     }
 
     // ===== actions =====
@@ -436,13 +505,16 @@ impl Daemon {
                         State::Master => Some(self.plan.wire[id].source),
                         _ => None,
                     };
+                    self.counters[id].transitions += 1;
+                    self.note_master(id);
+                    self.mail_transition(id, to);
                     self.garp_due.remove(&id);
                     self.garp_delayed_sent[id] = false;
                 }
                 Action::SendAdvert { priority } => self.send_advert(id, priority),
-                Action::AddVips => self.add_vips(id).await,
-                Action::RemoveVips => self.remove_vips(id).await,
-                Action::SendGratuitous => self.gratuitous(id),
+                Action::AddVips => self.vip_jobs.push_back(VipJob::Add(id)),
+                Action::RemoveVips => self.vip_jobs.push_back(VipJob::Remove(id)),
+                Action::SendGratuitous => self.garp_queue.push_back(id),
                 Action::ArmTimer { timer, after } => {
                     self.timers.insert((id, timer), Instant::now() + after);
                 }
@@ -461,30 +533,75 @@ impl Daemon {
 
     fn send_advert(&mut self, id: InstanceId, priority: u8) {
         let wire = &self.plan.wire[id];
-        let socket = &self.sockets[self.socket_of[id]];
         let advert = wire.advertisement(priority);
-        let mut failed = None;
-        for &dst in &wire.destinations {
-            let sent = advert
-                .encode(wire.source, dst)
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| socket.send(wire.source, dst, &bytes).map_err(|e| chain(&e)));
-            match sent {
-                Ok(()) => self.counters[id].adverts_sent += 1,
-                Err(e) => {
-                    self.counters[id].send_errors += 1;
-                    failed = Some(e);
-                }
+        let (src, socket) = (wire.source, self.socket_of[id]);
+        let encoded: Vec<_> = wire
+            .destinations
+            .iter()
+            .map(|&dst| (dst, advert.encode(src, dst)))
+            .collect();
+        for (dst, bytes) in encoded {
+            match bytes {
+                Ok(bytes) => self.outbox.push(Outgoing {
+                    id,
+                    socket,
+                    src,
+                    dst,
+                    bytes,
+                }),
+                Err(e) => self.send_result(id, Err(e.to_string())),
             }
         }
-        // Log the first failure of a run of failures, not every advert.
-        match failed {
-            Some(e) if !self.send_failing[id] => {
-                log(&format!("{}: cannot send advert: {e}", wire.name));
-                self.send_failing[id] = true;
+    }
+
+    /// Sends the adverts of the input just handled: runs of one socket and
+    /// source in one sendmmsg(2), whatever it did not take one by one.
+    fn flush_outbox(&mut self) {
+        let outbox = std::mem::take(&mut self.outbox);
+        let mut rest = outbox.as_slice();
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .take_while(|o| o.socket == first.socket && o.src == first.src)
+                .count();
+            let (batch, tail) = rest.split_at(run);
+            rest = tail;
+            let socket = Arc::clone(&self.sockets[first.socket]);
+            let taken = if batch.len() > 1 {
+                let messages: Vec<(IpAddr, Vec<u8>)> =
+                    batch.iter().map(|o| (o.dst, o.bytes.clone())).collect();
+                socket.send_batch(first.src, &messages)
+            } else {
+                0
+            };
+            for (n, o) in batch.iter().enumerate() {
+                let result = if n < taken {
+                    Ok(())
+                } else {
+                    socket.send(o.src, o.dst, &o.bytes).map_err(|e| chain(&e))
+                };
+                self.send_result(o.id, result);
             }
-            None => self.send_failing[id] = false,
-            Some(_) => {}
+        }
+    }
+
+    fn send_result(&mut self, id: InstanceId, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                self.counters[id].adverts_sent += 1;
+                self.send_failing[id] = false;
+            }
+            Err(e) => {
+                self.counters[id].send_errors += 1;
+                // Log the first failure of a run of failures, not every advert.
+                if !self.send_failing[id] {
+                    log(&format!(
+                        "{}: cannot send advert: {e}",
+                        self.plan.wire[id].name
+                    ));
+                    self.send_failing[id] = true;
+                }
+            }
         }
     }
 
@@ -535,6 +652,80 @@ impl Daemon {
         }
     }
 
+    /// Whether address or announcement work waits.
+    pub fn has_vip_work(&self) -> bool {
+        !self.vip_jobs.is_empty() || !self.garp_queue.is_empty()
+    }
+
+    /// Does the next run of queued address jobs of one kind, at most
+    /// [`VIP_BATCH`]; with none left, that many gratuitous bursts.
+    pub async fn vip_work(&mut self) {
+        let Some(&first) = self.vip_jobs.front() else {
+            for _ in 0..VIP_BATCH {
+                let Some(id) = self.garp_queue.pop_front() else {
+                    break;
+                };
+                // A master that stepped down meanwhile stays quiet.
+                if self.router.instances()[id].state() == State::Master {
+                    self.gratuitous(id);
+                }
+            }
+            return;
+        };
+        let mut batch = Vec::new();
+        while batch.len() < VIP_BATCH
+            && let Some(&job) = self.vip_jobs.front()
+            && std::mem::discriminant(&job) == std::mem::discriminant(&first)
+        {
+            self.vip_jobs.pop_front();
+            batch.push(job);
+        }
+        match first {
+            VipJob::Add(_) => {
+                let ids: Vec<InstanceId> = batch
+                    .iter()
+                    .filter_map(|j| match j {
+                        VipJob::Add(id) => Some(*id),
+                        VipJob::Remove(_) => None,
+                    })
+                    .collect();
+                // Record first: a crash between the two leaves a ledger
+                // naming an address that may not be there, never the
+                // reverse.
+                let entries: Vec<LedgerEntry> = ids
+                    .iter()
+                    .flat_map(|&id| {
+                        let wire = &self.plan.wire[id];
+                        wire.vips.iter().map(|vip| LedgerEntry {
+                            interface: wire.vip_interface(vip).to_owned(),
+                            address: vip.address.to_string(),
+                        })
+                    })
+                    .collect();
+                if let Err(e) = self.ledger.record_many(&entries) {
+                    log(&chain(&e));
+                }
+                for id in ids {
+                    self.add_vips(id).await;
+                }
+            }
+            VipJob::Remove(_) => {
+                for job in batch {
+                    if let VipJob::Remove(id) = job {
+                        self.remove_vips(id).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Does every queued address job (before shutdown or a reload).
+    pub async fn flush_vip_work(&mut self) {
+        while !self.vip_jobs.is_empty() {
+            self.vip_work().await;
+        }
+    }
+
     async fn add_vips(&mut self, id: InstanceId) {
         let wire = self.plan.wire[id].clone();
         for vip in &wire.vips {
@@ -542,9 +733,6 @@ impl Daemon {
                 interface: wire.vip_interface(vip).to_owned(),
                 address: vip.address.to_string(),
             };
-            if let Err(e) = self.ledger.record(entry.clone()) {
-                log(&format!("{}: {}", wire.name, chain(&e)));
-            }
             if let Err(e) = self.vips.add(&entry.interface, vip).await {
                 log(&format!(
                     "{}: cannot add {} to {}: {}",
@@ -603,10 +791,35 @@ impl Daemon {
         }
     }
 
+    /// Counts a master change when the master now known differs from the
+    /// last one known (an unknown master in between is no change).
+    fn note_master(&mut self, id: InstanceId) {
+        if let Some(now) = self.master_seen[id]
+            && self.last_master[id] != Some(now)
+        {
+            self.last_master[id] = Some(now);
+            self.counters[id].master_changes += 1;
+        }
+    }
+
+    /// Sends transitions to `smtp_alert` instances' recipients.
+    pub fn set_mail(&mut self, mail: Option<crate::email::MailSender>) {
+        self.mail = mail;
+    }
+
+    fn mail_transition(&self, id: InstanceId, to: State) {
+        let Some(mail) = &self.mail else { return };
+        if !self.plan.wire[id].smtp_alert || to == State::Initialize {
+            return;
+        }
+        mail.transition(&self.plan.wire[id].name, state_name(to));
+    }
+
     fn count_drop(&mut self, socket: usize, dropped: Dropped) {
         let owner = dropped.vrid.and_then(|vrid| {
-            (0..self.plan.wire.len())
-                .find(|&i| self.socket_of[i] == socket && self.plan.wire[i].vrid == vrid)
+            self.by_vrid
+                .get(&(socket, vrid))
+                .and_then(|ids| ids.first().copied())
         });
         match owner {
             Some(id) => self.counters[id].drop(dropped.reason),
@@ -621,12 +834,13 @@ impl Daemon {
     // ===== status =====
 
     pub fn snapshot(&self) -> Status {
+        let addresses = all_interface_addresses();
         let instances = self
             .plan
             .wire
             .iter()
             .enumerate()
-            .map(|(id, wire)| self.instance_status(id, wire))
+            .map(|(id, wire)| self.instance_status(id, wire, &addresses))
             .collect();
         let sockets = self
             .sockets
@@ -645,17 +859,25 @@ impl Daemon {
             instances,
             sockets,
             virtual_servers: Vec::new(),
+            checks: self.checks.clone(),
         }
     }
 
-    fn instance_status(&self, id: InstanceId, wire: &WireSettings) -> InstanceStatus {
+    fn instance_status(
+        &self,
+        id: InstanceId,
+        wire: &WireSettings,
+        addresses: &HashMap<String, Vec<IpAddr>>,
+    ) -> InstanceStatus {
         let instance = &self.router.instances()[id];
         let vips = wire
             .vips
             .iter()
             .map(|v| {
                 let interface = wire.vip_interface(v).to_owned();
-                let present = interface_addresses(&interface).contains(&v.address.addr);
+                let present = addresses
+                    .get(&interface)
+                    .is_some_and(|a| a.contains(&v.address.addr));
                 VipStatus {
                     address: v.address.to_string(),
                     interface,

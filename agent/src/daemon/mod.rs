@@ -9,6 +9,7 @@
 //! always one line per state transition: `INSTANCE: FROM -> TO (reason)`.
 
 pub mod events;
+pub mod realtime;
 pub mod supervise;
 pub mod tasks;
 pub mod vips;
@@ -62,6 +63,8 @@ pub enum DaemonError {
     Vmac(#[from] vmac::VmacError),
     #[error(transparent)]
     Lvs(#[from] crate::lvs::LvsError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
     #[error("cannot start the runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot install the {signal} handler")]
@@ -101,9 +104,63 @@ fn runtime() -> Result<tokio::runtime::Runtime, DaemonError> {
         .map_err(DaemonError::Runtime)
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
+/// The thread that runs everything but the protocol: the status and
+/// metrics listeners, vrrp_script and notify scripts, link events, email.
+/// It is started before the protocol thread turns real-time, and stays
+/// SCHED_OTHER.
+struct IoThread {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl IoThread {
+    fn start() -> Result<IoThread, DaemonError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("hactl-io".to_owned())
+            .spawn(move || match runtime() {
+                Ok(rt) => {
+                    let _ = ready_tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(async {
+                        let _ = stopped.await;
+                    });
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })
+            .map_err(DaemonError::Runtime)?;
+        let handle = ready_rx
+            .recv()
+            .map_err(|_| DaemonError::Runtime(std::io::ErrorKind::BrokenPipe.into()))??;
+        Ok(IoThread {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for IoThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT: the protocol loop on this
+/// thread, the rest on the I/O thread.
 pub fn run(options: &Options) -> Result<(), DaemonError> {
-    runtime()?.block_on(tasks::main(options))
+    let io = IoThread::start()?;
+    let result = runtime()?.block_on(tasks::main(options, &io.handle));
+    drop(io);
+    result
 }
 
 /// What `hactl-agent cleanup` removed.

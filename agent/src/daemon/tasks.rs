@@ -39,13 +39,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::runtime::Handle;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, Family};
+use crate::email;
 use crate::glue::{self, INTERFACE_TRACK_PREFIX, NotifyScripts, Plan};
 use crate::lvs;
+use crate::metrics;
 use crate::netlink::LinkEvents;
 use crate::network::{self, Received, VrrpSocket};
 use crate::notify::{self, NotifySender, RunAs, split_command};
@@ -53,6 +56,7 @@ use crate::status;
 use crate::track::{self, TrackUpdate};
 
 use super::events::{Daemon, Origins, chain};
+use super::realtime;
 use super::vips::{VipDriver, VipLedger};
 use super::vmac;
 use super::{DaemonError, Options, log};
@@ -146,7 +150,9 @@ fn script_user(config: &Config) -> Result<Option<RunAs>, DaemonError> {
         })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn build(
+    io: &Handle,
     generation: u64,
     options: &Options,
     config: &Config,
@@ -198,6 +204,7 @@ async fn build(
         let spawned = std::thread::Builder::new()
             .name(format!("vrrp-recv-{}", socket.interface()))
             .spawn(move || {
+                realtime::enter_vrrp_thread(&format!("receive on {}", socket.interface()));
                 let mut failing = false;
                 while !stop.load(Ordering::Relaxed) && !tx.is_closed() {
                     match socket.recv() {
@@ -228,6 +235,8 @@ async fn build(
         }
     }
 
+    // Scripts, link events and their forwarding run on the I/O thread.
+    let _io = io.enter();
     let (track_tx, mut track_rx) = mpsc::channel::<TrackUpdate>(64);
     let run_as = script_user(config)?;
     let secure = config.global_defs.enable_script_security;
@@ -251,9 +260,7 @@ async fn build(
                 };
                 script_user(&cfg)
             })?;
-            tasks.push(tokio::spawn(track::run_vrrp_script(
-                script, run_as, secure, tx, log,
-            )));
+            tasks.push(io.spawn(track::run_vrrp_script(script, run_as, secure, tx, log)));
         }
     }
     let links: Vec<String> = used
@@ -269,14 +276,9 @@ async fn build(
         .iter()
         .map(|l| (interface_track(l), network::link_up(l).unwrap_or(false)))
         .collect();
-    tasks.push(tokio::spawn(track::watch_links(
-        events,
-        links,
-        interface_track,
-        track_tx,
-    )));
+    tasks.push(io.spawn(track::watch_links(events, links, interface_track, track_tx)));
     let tx = inputs.clone();
-    tasks.push(tokio::spawn(async move {
+    tasks.push(io.spawn(async move {
         while let Some(update) = track_rx.recv().await {
             if tx.send((generation, Input::Track(update))).await.is_err() {
                 return;
@@ -302,24 +304,50 @@ fn signal_stream(
     })
 }
 
-/// The daemon from start to exit.
-pub async fn main(options: &Options) -> Result<(), DaemonError> {
+/// The email sender of `config`, if it mails anything (on the I/O thread).
+fn mail_for(config: &Config, io: &Handle) -> Option<email::MailSender> {
+    let settings = email::MailSettings::of(&config.global_defs)?;
+    let _io = io.enter();
+    Some(email::spawn(settings, log))
+}
+
+/// The daemon from start to exit. `io` runs everything that is not the
+/// protocol: listeners, scripts, email.
+pub async fn main(options: &Options, io: &Handle) -> Result<(), DaemonError> {
     let loaded = config::load(&options.config)?;
     for w in &loaded.warnings {
         log(&w.to_string());
     }
     let mut config = loaded.config;
     let plan = plan_for(&config)?;
+    let policy = realtime::Policy::choose(&config.global_defs);
+    realtime::install(policy);
     let mut term = signal_stream(SignalKind::terminate(), "SIGTERM")?;
     let mut int = signal_stream(SignalKind::interrupt(), "SIGINT")?;
     let mut hup = signal_stream(SignalKind::hangup(), "SIGHUP")?;
-    let (notify_tx, notify_task) = notify::spawn_queue(script_user(&config)?, log);
+    let (notify_tx, notify_task) = {
+        let _io = io.enter();
+        notify::spawn_queue(script_user(&config)?, log)
+    };
     let (input_tx, mut input_rx) = mpsc::channel::<(u64, Input)>(1024);
-    let listener = status::bind(&options.socket)?;
     let (status_tx, mut status_rx) = mpsc::channel(16);
-    let server = tokio::spawn(status::serve(listener, status_tx));
+    let (listener, metrics_listener) = {
+        let _io = io.enter();
+        let listener = status::bind(&options.socket)?;
+        let metrics = match config.global_defs.metrics_listen {
+            Some(address) => Some((address, metrics::bind(address)?)),
+            None => None,
+        };
+        (listener, metrics)
+    };
+    let server = io.spawn(status::serve(listener, status_tx.clone()));
+    let metrics_server = metrics_listener.map(|(address, listener)| {
+        log(&format!("metrics on http://{address}/metrics"));
+        io.spawn(metrics::serve(listener, status_tx))
+    });
 
     let built = build(
+        io,
         0,
         options,
         &config,
@@ -343,6 +371,9 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
         Ok(w) => w,
         Err(e) => {
             server.abort();
+            if let Some(m) = &metrics_server {
+                m.abort();
+            }
             let _ = std::fs::remove_file(&options.socket);
             return Err(e);
         }
@@ -352,12 +383,26 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
         world.daemon.plan().wire.len(),
         options.config.display()
     ));
+    world.daemon.set_mail(mail_for(&config, io));
     let states = world.link_states.clone();
     world.daemon.start(&states).await;
+    // The protocol loop itself: real-time from here (the start's one-off
+    // work, leftovers and netlink, ran before).
+    realtime::enter_vrrp_thread("protocol loop");
+    log(&realtime::describe(&policy));
+    let mut demotion_logged = false;
 
     loop {
+        if !demotion_logged && realtime::demoted() {
+            log("RLIMIT_RTTIME reached (SIGXCPU): the VRRP threads are SCHED_OTHER from now on");
+            demotion_logged = true;
+        }
         let deadline = world.daemon.next_deadline();
         tokio::select! {
+            // Timers first (a flood of packets must not delay an advert),
+            // then packets, requests and signals; address work last.
+            biased;
+            () = sleep_until(deadline), if deadline.is_some() => world.daemon.fire_due().await,
             Some((generation, input)) = input_rx.recv() => {
                 if generation != world.generation {
                     continue;
@@ -380,11 +425,13 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
                     let _ = reply.send(answer);
                 }
             },
-            () = sleep_until(deadline), if deadline.is_some() => world.daemon.fire_due().await,
             _ = term.recv() => { log("SIGTERM: releasing"); break; }
             _ = int.recv() => { log("SIGINT: releasing"); break; }
             _ = hup.recv() => {
-                if let Some(new_config) = reload(&mut world, &config, options, &notify_tx, &input_tx).await {
+                if let Some(new_config) = reload(io, &mut world, &config, options, &notify_tx, &input_tx).await {
+                    if new_config.global_defs.metrics_listen != config.global_defs.metrics_listen {
+                        log("SIGHUP: metrics_listen changes with the next restart");
+                    }
                     if let Some(lvs) = &lvs {
                         lvs.reload(&new_config);
                     } else if !new_config.virtual_servers.is_empty() {
@@ -393,6 +440,8 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
                     config = new_config;
                 }
             }
+            // Last: address work only when no packet or timer is ready.
+            () = std::future::ready(()), if world.daemon.has_vip_work() => world.daemon.vip_work().await,
         }
     }
 
@@ -403,6 +452,9 @@ pub async fn main(options: &Options) -> Result<(), DaemonError> {
     remove_vmacs(world.daemon.plan(), None).await;
     drop(world);
     server.abort();
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     drop(notify_tx);
     if tokio::time::timeout(NOTIFY_DRAIN, notify_task)
         .await
@@ -468,6 +520,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 /// of sync groups restarts everything. A broken config keeps the old one
 /// running. Returns the config now running when it changed.
 async fn reload(
+    io: &Handle,
     world: &mut World,
     old: &Config,
     options: &Options,
@@ -529,6 +582,7 @@ async fn reload(
     // Stop first: the new daemon's ledger must see the released VIPs gone.
     world.daemon.shutdown_some(&stopped).await;
     let built = build(
+        io,
         world.generation + 1,
         options,
         &loaded.config,
@@ -540,6 +594,7 @@ async fn reload(
     .await;
     match built {
         Ok(mut new_world) => {
+            new_world.daemon.set_mail(mail_for(&loaded.config, io));
             remove_vmacs(&old_plan, Some(new_world.daemon.plan())).await;
             let states = new_world.link_states.clone();
             new_world.daemon.resume(&states, fresh).await;

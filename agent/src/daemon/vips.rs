@@ -163,6 +163,30 @@ impl VipLedger {
     }
 
     /// Forgets an address that was removed.
+    /// Records `entries` with one write of the ledger (a batch of takeovers).
+    pub fn record_many(&mut self, entries: &[LedgerEntry]) -> Result<(), VipError> {
+        let before = self.entries.len();
+        for e in entries {
+            if !self.entries.contains(e) {
+                self.entries.push(e.clone());
+            }
+        }
+        if self.entries.len() != before {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Forgets `entries` with one write of the ledger.
+    pub fn forget_many(&mut self, entries: &[LedgerEntry]) -> Result<(), VipError> {
+        let before = self.entries.len();
+        self.entries.retain(|e| !entries.contains(e));
+        if self.entries.len() != before {
+            self.save()?;
+        }
+        Ok(())
+    }
+
     pub fn forget(&mut self, entry: &LedgerEntry) -> Result<(), VipError> {
         let before = self.entries.len();
         self.entries.retain(|e| e != entry);
