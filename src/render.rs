@@ -58,6 +58,12 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("host `{host}`")]
+    Mismatch {
+        host: String,
+        #[source]
+        source: crate::rendered::Mismatch,
+    },
     #[error("template {name}")]
     Template {
         name: String,
@@ -155,13 +161,22 @@ pub fn render_host(
             content: render(UNIT)?,
         });
     }
+    let config = render(CONFIG)?;
+    // Issue 14: the file must parse to exactly the plan's instances,
+    // scripts and addresses before anything shows or uploads it.
+    crate::rendered::check(pair, hp, &config, ctx.auth_pass).map_err(|source| {
+        RenderError::Mismatch {
+            host: host.to_string(),
+            source,
+        }
+    })?;
     out.push(RenderedFile {
         name: CONFIG.to_string(),
         path: layout::config_path(pair.backend).to_string(),
         mode: 0o600,
         role: FileRole::Config,
         install: Install::Always,
-        content: render(CONFIG)?,
+        content: config,
     });
     Ok(out)
 }
