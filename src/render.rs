@@ -96,7 +96,7 @@ pub enum FileRole {
 }
 
 /// One rendered file: where it goes on the host, and its content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RenderedFile {
     /// The file's name (`keepalived.conf`, `hactl-agent.service`, a check
     /// script's file name).
@@ -107,6 +107,20 @@ pub struct RenderedFile {
     pub role: FileRole,
     pub install: Install,
     pub content: String,
+}
+
+/// Without the content: a revealed config holds the VRRP password (issue 14).
+impl std::fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("role", &self.role)
+            .field("install", &self.install)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
 }
 
 /// The keepalived.conf of `host`; `templates` overrides the host's

@@ -232,3 +232,37 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod debug_tests {
+    use std::path::Path;
+
+    use crate::inventory::Inventory;
+    use crate::render::{Secrets, render_host};
+
+    /// Issue 14: no `Debug` of what holds a revealed config shows the
+    /// password (the plan, the rendered files, the files deploy puts).
+    #[test]
+    fn debug_output_never_holds_the_password() {
+        let inv = Inventory::load(Path::new("inventories/lab.yaml")).unwrap();
+        let plan = crate::plan::resolve(&inv, &|_| None).unwrap();
+        let files = render_host(&plan, "lb01", None, Secrets::Reveal).unwrap();
+        assert!(
+            files
+                .iter()
+                .any(|f| f.content.contains("auth_pass labpass"))
+        );
+        let put: Vec<_> = files
+            .iter()
+            .map(|f| crate::operations::PutFile::new(f.path.clone(), f.content.as_bytes(), f.mode))
+            .collect();
+        for text in [
+            format!("{plan:?}"),
+            format!("{plan:#?}"),
+            format!("{files:?}"),
+            format!("{put:?}"),
+        ] {
+            assert!(!text.contains("labpass"), "{text}");
+        }
+    }
+}
