@@ -1042,7 +1042,8 @@ fn sighup_reloads_a_changed_config() {
     );
 }
 
-/// The status socket is root-only and the table names every instance.
+/// The status socket is root-only (issue 14: mode 0600 and a peer-credential
+/// check) and the table names every instance.
 #[test]
 fn status_socket_is_private_and_prints_a_table() {
     require_root();
@@ -1069,6 +1070,76 @@ fn status_socket_is_private_and_prints_a_table() {
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(row[..5], ["VI_1", "51", "eth0", "v3", "MASTER"], "{table}");
     assert!(row[8].ends_with('*'), "the VIP is marked present: {table}");
+
+    // Issue 14: only root may use the socket. A client run as `nobody`
+    // (setpriv(1): uid, gid and groups dropped before exec) cannot connect
+    // to the 0600 socket; with the file opened wide by mistake, the
+    // peer-credential check (SO_PEERCRED) still refuses its status,
+    // takeover and release.
+    let socket = a.socket();
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", AGENT])
+            .args(args)
+            .args(["--socket", path_str(&socket)])
+            .output()
+            .expect("setpriv (util-linux)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = as_nobody(&["status", "--json"]);
+    assert!(!ok && text.contains("ermission denied"), "{text}");
+    std::fs::set_permissions(a.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    for args in [
+        &["status", "--json"][..],
+        &["takeover", "--priority", "200"],
+        &["release"],
+    ] {
+        let (ok, text) = as_nobody(args);
+        assert!(
+            !ok && text.contains("permission denied: uid 65534 is not root"),
+            "{args:?}: {text}"
+        );
+    }
+    let i = a.instance();
+    assert_eq!((i.state.as_str(), i.effective_priority), ("MASTER", 100));
+    // Root's takeover goes through (the refusal above was not a dead path).
+    let root = Command::new(AGENT)
+        .args([
+            "takeover",
+            "--priority",
+            "200",
+            "--socket",
+            path_str(&a.socket()),
+        ])
+        .output()
+        .expect("takeover");
+    assert!(
+        root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&root.stderr)
+    );
+    wait_until(DEADLINE, "root's takeover", || {
+        a.status()
+            .and_then(|s| s.instances.into_iter().next())
+            .is_some_and(|i| i.effective_priority == 200)
+    });
+    let (ok, text) = as_nobody(&["release"]);
+    assert!(!ok, "{text}");
+    assert_eq!(
+        a.instance().effective_priority,
+        200,
+        "nobody's release was refused"
+    );
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(
+        log.contains("status socket: refused a client of uid 65534"),
+        "{log}"
+    );
     assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
     assert!(!a.socket().exists(), "the socket is removed at exit");
 }
