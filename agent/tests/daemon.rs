@@ -416,6 +416,31 @@ fn killed_master_leaves_no_stale_vip_after_restart() {
         .run(&[AGENT, "cleanup", "--state-dir", path_str(&state)]);
     assert_eq!(out.trim(), "removed 1 address(es)");
     assert!(!a.has_vip(), "cleanup removed the stale VIP");
+
+    // Issue 14: a corrupt ledger (here cut short and followed by junk) no
+    // longer stops the agent from starting: what can be read is cleaned up.
+    a.start();
+    assert_master_and_backup(&a, &b);
+    a.stop(nix::sys::signal::Signal::SIGKILL);
+    assert!(a.has_vip());
+    let ledger = state.join("vips.json");
+    let text = std::fs::read_to_string(&ledger).expect("ledger");
+    assert!(text.contains("eth0"), "{text}");
+    let cut = text.rfind(']').unwrap_or(text.len());
+    std::fs::write(&ledger, format!("{}\0\0{{\"interface\":\"et", &text[..cut])).expect("corrupt");
+    a.start();
+    let first = a.instance();
+    assert_eq!(first.state, "BACKUP", "{first:?}");
+    assert!(
+        !a.has_vip(),
+        "the VIP read from the corrupt ledger was removed"
+    );
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(
+        log.contains("vips.json is corrupt") && log.contains("recovered 1 entry"),
+        "{log}"
+    );
+    assert_master_and_backup(&a, &b);
 }
 
 // ===== malformed packets =====

@@ -116,7 +116,7 @@ pub struct Cleaned {
 /// killed agent left).
 pub fn cleanup(state_dir: &Path) -> Result<Cleaned, DaemonError> {
     runtime()?.block_on(async {
-        let mut ledger = vips::VipLedger::open(state_dir)?;
+        let mut ledger = vips::VipLedger::open(state_dir, log)?;
         let driver = vips::VipDriver::open()?;
         let removed = ledger.clean(&driver).await?;
         for e in &removed {

@@ -175,7 +175,7 @@ async fn build(
     for (base, v) in vmac::of(&plan) {
         vmac::ensure(base, v).await?;
     }
-    let ledger = VipLedger::open(&options.state_dir)?;
+    let ledger = VipLedger::open(&options.state_dir, log)?;
     let vips = VipDriver::open()?;
     let daemon = Daemon::new(
         options.config.clone(),
