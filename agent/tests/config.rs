@@ -714,3 +714,58 @@ fn ipvs_forms_reach_the_model() {
     assert_eq!(check.kind(), "SSL_GET");
     assert_eq!(check.common().bind_port, Some(4000));
 }
+
+/// Issue 14: `check` judges scripts as the run time does under
+/// enable_script_security: a symlink into a directory anyone may write is
+/// refused with its file and line; a command without a path (`true`, like
+/// `pidof haproxy`) is found in PATH and passes, as it runs.
+#[test]
+fn check_applies_script_security_like_the_run_time() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("hxc{}-security", std::process::id()));
+    let safe = base.join("safe");
+    let open = base.join("open");
+    std::fs::create_dir_all(&safe).expect("dir");
+    std::fs::create_dir_all(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let target = open.join("check.sh");
+    std::fs::write(&target, "#!/bin/sh\nexit 0\n").expect("script");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let link = safe.join("check.sh");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let conf = |script: &str| {
+        format!(
+            "vrrp_script chk {{\n  script \"{script}\"\n  interval 1\n}}\n{}",
+            instance("  track_script {\n    chk\n  }\n")
+        )
+    };
+    let check = |text: String| {
+        let file = base.join("keepalived.conf");
+        std::fs::write(&file, text).expect("conf");
+        let out = agent()
+            .args(["check", "-f"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(conf(link.to_str().expect("utf-8")));
+    let (bare_code, bare_stderr) = check(conf("true"));
+    let (missing_code, missing_stderr) = check(conf("no-such-program-hactl"));
+    let _ = std::fs::remove_dir_all(&base);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "keepalived.conf:1: vrrp_script 'chk' would be refused by enable_script_security"
+        ) && stderr.contains("writable by non-root users"),
+        "{stderr}"
+    );
+    assert_eq!(bare_code, Some(0), "{bare_stderr}");
+    assert_eq!(missing_code, Some(1), "{missing_stderr}");
+}

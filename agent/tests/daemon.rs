@@ -825,6 +825,36 @@ fn script_security_refuses_writable_scripts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 14: a script given without a path (`true`, as `pidof haproxy`
+/// would be) is found in PATH at run time as `check` finds it, and runs:
+/// its weight never applies while it succeeds. It used to be refused at
+/// run time only, so it always counted as down.
+#[test]
+fn script_security_runs_a_program_found_in_path() {
+    require_root();
+    let segment = Segment::new(1);
+    let mut conf = InstanceConf::v3(100).extra("  track_script {\n    chk\n  }\n");
+    conf.global = "  script_user root\n  enable_script_security\n".to_owned();
+    conf.blocks =
+        "vrrp_script chk {\n  script true\n  interval 1\n  weight -30\n  rise 1\n  fall 1\n}\n"
+            .to_owned();
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    a.start();
+    a.wait_state("MASTER");
+    holds_for(
+        Duration::from_secs(3),
+        "the PATH script counting as up",
+        || {
+            a.status()
+                .and_then(|s| s.instances.into_iter().next())
+                .is_some_and(|i| i.effective_priority == 100)
+        },
+    );
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(!log.contains("refused"), "{log}");
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+}
+
 /// Issue 4: `use_vmac` puts the VIP on a macvlan with the VRRP virtual MAC
 /// (00:00:5e:00:01:VRID): neighbours see the same MAC whoever is master, and
 /// the interface goes away with the agent.

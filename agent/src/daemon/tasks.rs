@@ -125,7 +125,7 @@ fn refuse_insecure(owner: &str, scripts: &mut NotifyScripts) {
             .map(split_command)
             .and_then(|argv| argv.into_iter().next());
         if let Some(program) = program
-            && let Some(why) = track::insecure_reason(std::path::Path::new(&program))
+            && let Some(why) = track::insecure_reason(&program)
         {
             log(&format!(
                 "{owner}: notify script refused by enable_script_security: {why}"
