@@ -19,6 +19,7 @@ pub mod commands;
 pub mod deploy;
 pub mod drill;
 pub mod facts;
+pub mod fuzz;
 pub mod inventory;
 pub mod lab;
 pub mod observe;
