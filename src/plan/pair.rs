@@ -375,7 +375,12 @@ fn cut_by_comment(node: &Node, value: &str) -> Option<usize> {
     }
     let text = std::fs::read_to_string(node.origin.file.as_path()).ok()?;
     let line = text.lines().nth(node.origin.line - 1)?;
-    let at = line.find(value)?;
+    // Look after the key (a password such as `pass` is also in its name).
+    let start = line
+        .find("hactl_auth_pass")
+        .and_then(|k| line[k..].find(':').map(|c| k + c + 1))
+        .unwrap_or(0);
+    let at = start + line[start..].find(value)?;
     let before = &line[..at];
     if before.trim_end().ends_with(['"', '\'']) {
         return None;

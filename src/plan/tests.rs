@@ -455,14 +455,26 @@ fn passwords_yaml_would_change_are_refused() {
     let dir = std::env::temp_dir().join(format!("hactl-plan-14-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("inv.yml");
-    std::fs::write(
-        &path,
-        web(&format!("            hactl_auth_pass: ab #cdefg\n{WWW}")),
-    )
-    .unwrap();
-    let inv = Inventory::load(&path).unwrap();
-    let errors = resolve(&inv, &|_| None).unwrap_err().0;
+    let mut found = Vec::new();
+    for written in ["ab #cdefg", "pass #word", "\"pass\" # a comment"] {
+        std::fs::write(
+            &path,
+            web(&format!("            hactl_auth_pass: {written}\n{WWW}")),
+        )
+        .unwrap();
+        let inv = Inventory::load(&path).unwrap();
+        found.push(resolve(&inv, &|_| None).map(|_| ()));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        found[1].is_err(),
+        "a password that is part of the key's name"
+    );
+    assert!(
+        found[2].is_ok(),
+        "a quoted password before a comment is whole"
+    );
+    let errors = found.remove(0).unwrap_err().0;
     let e = errors
         .iter()
         .find(|e| e.key == "hactl_auth_pass")
