@@ -154,7 +154,25 @@ pub fn render_host(
     let mut out = Vec::new();
     for check in &pair.checks {
         if let Some(content) = &check.content {
+            // Written as root: only directly in the checks directory (the
+            // plan refuses anything else; this holds for a plan made by
+            // other means too).
             let name = check.script.rsplit('/').next().unwrap_or(&check.script);
+            let dir = check.script.strip_suffix(name).unwrap_or_default();
+            if dir.trim_end_matches('/') != layout::CHECKS_DIR
+                || name.is_empty()
+                || name.starts_with('.')
+                || name.contains(char::is_whitespace)
+            {
+                return Err(RenderError::Mismatch {
+                    host: host.to_string(),
+                    source: crate::rendered::Mismatch(vec![format!(
+                        "check `{}` would write its script outside {}",
+                        check.name,
+                        layout::CHECKS_DIR
+                    )]),
+                });
+            }
             out.push(RenderedFile {
                 name: name.to_string(),
                 path: check.script.clone(),

@@ -223,6 +223,9 @@ mod tests {
             ("check script", |p, e| {
                 p.pairs[0].checks[0].script = format!("/bin/true\"\n}}\n{e}")
             }),
+            ("content script path", |p, _| {
+                p.pairs[0].checks[0].script = "/usr/bin/sudo".to_string()
+            }),
         ];
         for (what, edit) in edits {
             let mut plan = lab();
