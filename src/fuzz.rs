@@ -216,7 +216,11 @@ mod tests {
         let mut rng = Rng(0x1405_2026_dead_beef);
         let mut reached = std::collections::BTreeMap::new();
         let mut failures = Vec::new();
-        let runs = 6000;
+        // HACTL_MUTATIONS=N runs more by hand (BENCHMARKS.md).
+        let runs = std::env::var("HACTL_MUTATIONS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(6000);
         for i in 0..runs {
             // Three in four start from an inventory that renders (the
             // first four seeds); the corpus exercises the reader.
