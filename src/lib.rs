@@ -8,7 +8,7 @@
 //!  cli/ (arguments, config, Context, errors)  ->  commands/<verb>.rs
 //!    deploy/  drill/  audit/  preflight/  status.rs     (what a verb does)
 //!    observe/  operations/  agent_control.rs           (hosts, as facts)
-//!    facts/  ssh/  render.rs  lab/                     (one host, one file)
+//!    facts/  ssh/  render.rs rendered.rs  lab/                    (one host, one file)
 //!    plan/  inventory/  remote_layout.rs  output.rs    (data)
 //! ```
 
@@ -19,6 +19,7 @@ pub mod commands;
 pub mod deploy;
 pub mod drill;
 pub mod facts;
+pub mod fuzz;
 pub mod inventory;
 pub mod lab;
 pub mod observe;
@@ -28,6 +29,7 @@ pub mod plan;
 pub mod preflight;
 pub mod remote_layout;
 pub mod render;
+pub mod rendered;
 pub mod ssh;
 pub mod status;
 

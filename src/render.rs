@@ -58,6 +58,12 @@ pub enum RenderError {
         #[source]
         source: std::io::Error,
     },
+    #[error("host `{host}`")]
+    Mismatch {
+        host: String,
+        #[source]
+        source: crate::rendered::Mismatch,
+    },
     #[error("template {name}")]
     Template {
         name: String,
@@ -90,7 +96,7 @@ pub enum FileRole {
 }
 
 /// One rendered file: where it goes on the host, and its content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RenderedFile {
     /// The file's name (`keepalived.conf`, `hactl-agent.service`, a check
     /// script's file name).
@@ -101,6 +107,20 @@ pub struct RenderedFile {
     pub role: FileRole,
     pub install: Install,
     pub content: String,
+}
+
+/// Without the content: a revealed config holds the VRRP password (issue 14).
+impl std::fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RenderedFile")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("role", &self.role)
+            .field("install", &self.install)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .finish()
+    }
 }
 
 /// The keepalived.conf of `host`; `templates` overrides the host's
@@ -134,7 +154,25 @@ pub fn render_host(
     let mut out = Vec::new();
     for check in &pair.checks {
         if let Some(content) = &check.content {
+            // Written as root: only directly in the checks directory (the
+            // plan refuses anything else; this holds for a plan made by
+            // other means too).
             let name = check.script.rsplit('/').next().unwrap_or(&check.script);
+            let dir = check.script.strip_suffix(name).unwrap_or_default();
+            if dir.trim_end_matches('/') != layout::CHECKS_DIR
+                || name.is_empty()
+                || name.starts_with('.')
+                || name.contains(char::is_whitespace)
+            {
+                return Err(RenderError::Mismatch {
+                    host: host.to_string(),
+                    source: crate::rendered::Mismatch(vec![format!(
+                        "check `{}` would write its script outside {}",
+                        check.name,
+                        layout::CHECKS_DIR
+                    )]),
+                });
+            }
             out.push(RenderedFile {
                 name: name.to_string(),
                 path: check.script.clone(),
@@ -155,13 +193,22 @@ pub fn render_host(
             content: render(UNIT)?,
         });
     }
+    let config = render(CONFIG)?;
+    // Issue 14: the file must parse to exactly the plan's instances,
+    // scripts and addresses before anything shows or uploads it.
+    crate::rendered::check(pair, hp, &config, ctx.auth_pass).map_err(|source| {
+        RenderError::Mismatch {
+            host: host.to_string(),
+            source,
+        }
+    })?;
     out.push(RenderedFile {
         name: CONFIG.to_string(),
         path: layout::config_path(pair.backend).to_string(),
         mode: 0o600,
         role: FileRole::Config,
         install: Install::Always,
-        content: render(CONFIG)?,
+        content: config,
     });
     Ok(out)
 }

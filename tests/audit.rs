@@ -80,7 +80,13 @@ impl AuditLab {
                 .unwrap();
         let text = demo
             .replace("10.213.0.", &format!("10.213.{subnet}."))
+            // A script with content: lives in /etc/hactl/checks (issue 14):
+            // /bin/true runs without its content.
             .replace("/etc/hactl/checks/check_web.sh", "/bin/true")
+            .replace(
+                "                content: |\n                  #!/bin/sh\n                  test ! -e /run/hactl/fail-check_web\n",
+                "",
+            )
             .replace("hactl_backend: agent", &format!("hactl_backend: {backend}"))
             .replace(
                 "    hactl_interface: eth0\n",

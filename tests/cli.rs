@@ -129,6 +129,19 @@ fn broken_inventories_exit_2_naming_file_line_and_key() {
         ),
         ("vip_outside", GOOD_PAIR.replace("10.0.0.50/24", "10.1.0.50/24"), 10, "hactl_instances: instance `www`: VIP 10.1.0.50/24 is outside the subnet"),
         ("one_host_pair", GOOD_PAIR.replace("            lb02: {ansible_host: 10.0.0.12}\n", ""), 7, "web: pair `web` has 1 host(s)"),
+        // Issue 14: keepalived.conf syntax through names and values.
+        (
+            "evil_pair_name",
+            GOOD_PAIR.replace("        web:\n", "        \"web)\\nvrrp_script evil {\\n script \\\"/bin/sh -c id\\\"\\n user root\\n}\\n#\":\n"),
+            7,
+            "hactl_pairs: pair \"web)\\nvrrp_script evil",
+        ),
+        ("interface_brace", GOOD_PAIR.replace("hactl_interface: eth0", "hactl_interface: \"eth0 }\""), 3, "hactl_interface: must be an interface name"),
+        ("include_check", GOOD_PAIR.replace("          vars:\n", "          vars:\n            hactl_checks: {include: {script: /bin/true}}\n"), 9, "check name \"include\""),
+        ("quoted_script", GOOD_PAIR.replace("          vars:\n", "          vars:\n            hactl_checks: {c: {script: \"/bin/true\\\"\\n}\"}}\n"), 9, "script must be a command line"),
+        ("content_outside", GOOD_PAIR.replace("          vars:\n", "          vars:\n            hactl_checks: {c: {script: /usr/bin/sudo, content: \"#!/bin/sh\"}}\n"), 9, "content needs an absolute script path directly in /etc/hactl/checks/"),
+        ("octal_password", GOOD_PAIR.replace("          vars:\n", "          vars:\n            hactl_auth_pass: 0644\n"), 9, "YAML reads this password as an integer"),
+        ("option_host", GOOD_PAIR.replace("ansible_host: 10.0.0.11", "ansible_host: \"-oProxyCommand=id\""), 12, "ansible_host: host lb01: must not be empty, start with -"),
     ];
     let dir = scratch();
     for (name, text, line, needle) in cases {

@@ -107,7 +107,7 @@ fn ansible_inventory(inv: &Path, home: &Path, extra: &[&str]) -> serde_json::Val
 
 fn hactl_list(inv: &Path) -> serde_json::Value {
     let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
-        .args(["inventory", "--list", "-i"])
+        .args(["inventory", "--list", "--show-secrets", "-i"])
         .arg(inv)
         .env_remove("HACTL_INVENTORY")
         .output()
@@ -143,8 +143,9 @@ fn hactl_lists_what_ansible_inventory_lists_and_reads_it_back() {
         let home = base.join(i.to_string());
         let list = ansible_list(inv, &home);
         let export = ansible_inventory(inv, &home, &["--export"]);
-        let from_list = hactl_stdin(&["-i", "-", "inventory", "--list"], &list);
-        let from_export = hactl_stdin(&["-i", "-", "inventory", "--list"], &export);
+        let show = ["-i", "-", "inventory", "--list", "--show-secrets"];
+        let from_list = hactl_stdin(&show, &list);
+        let from_export = hactl_stdin(&show, &export);
         (inv.clone(), list, hactl_list(inv), from_list, from_export)
     });
     let _ = std::fs::remove_dir_all(&base);
@@ -360,4 +361,47 @@ fn the_plan_from_stdin_is_the_plan_of_the_file() {
         assert_eq!(got, want, "{example}: the plan from stdin");
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// Issue 14: `hactl inventory --list` redacts `hactl_auth_pass` unless
+/// `--show-secrets` asks for it (the dynamic-inventory use); a `{env: VAR}`
+/// reference is not a password and shows.
+#[test]
+fn list_redacts_the_password_unless_asked() {
+    let lab = root().join("inventories/lab.yaml");
+    let list = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
+            .args(["inventory", "--list"])
+            .args(extra)
+            .arg("-i")
+            .arg(&lab)
+            .env_remove("HACTL_INVENTORY")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let redacted = list(&[]);
+    assert!(!redacted.contains("labpass"), "{redacted}");
+    let v: serde_json::Value = serde_json::from_str(&redacted).unwrap();
+    assert_eq!(
+        v["_meta"]["hostvars"]["lb01"]["hactl_auth_pass"],
+        "<redacted>"
+    );
+    let shown: serde_json::Value = serde_json::from_str(&list(&["--show-secrets"])).unwrap();
+    assert_eq!(
+        shown["_meta"]["hostvars"]["lb01"]["hactl_auth_pass"],
+        "labpass"
+    );
+    let prod = hactl_list(&root().join("inventories/prod.yaml"));
+    let vars = prod["_meta"]["hostvars"].as_object().unwrap();
+    assert!(
+        vars.values()
+            .any(|h| h["hactl_auth_pass"].get("env").is_some()),
+        "{prod}"
+    );
 }

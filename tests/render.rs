@@ -175,7 +175,16 @@ fn user_templates_replace_the_builtin_ones() {
     let dir = scratch("tmpl");
     std::fs::write(
         dir.join("keepalived.conf.j2"),
-        "# {{ host.name }} {% for i in instances %}{{ i.name }}={{ i.state }}/{{ i.priority }} {% endfor %}\n",
+        // A user's template is checked like the built-in one (issue 14):
+        // it must mean the plan's instances, scripts and addresses.
+        concat!(
+            "# {{ host.name }} {% for i in instances %}{{ i.name }}={{ i.state }}/{{ i.priority }} {% endfor %}\n\n",
+            "global_defs {\n router_id {{ host.name }}\n script_user {{ host.script_user }}\n enable_script_security\n}\n",
+            "{% for c in checks %}vrrp_script {{ c.name }} {\n script \"{{ c.script }}\"\n}\n{% endfor %}",
+            "{% for i in instances %}vrrp_instance {{ i.name }} {\n interface {{ host.interface }}\n virtual_router_id {{ i.vrid }}\n priority {{ i.priority }}\n",
+            "{% if auth_pass is not none %} authentication {\n auth_type PASS\n auth_pass {{ auth_pass }}\n }\n{% endif %}",
+            " virtual_ipaddress {\n{% for v in i.vips %} {{ v }}\n{% endfor %} }\n track_script {\n{% for t in i.track %} {{ t }}\n{% endfor %} }\n}\n{% endfor %}",
+        ),
     )
     .unwrap();
     let inv = lab();
@@ -190,9 +199,31 @@ fn user_templates_replace_the_builtin_ones() {
         "--file",
         "keepalived.conf",
     ]);
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "# lb02 www=BACKUP/100 blog=MASTER/150 "
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("# lb02 www=BACKUP/100 blog=MASTER/150 \n"),
+        "{text}"
+    );
+    // A user's template that drops an instance is refused before use.
+    std::fs::write(
+        dir.join("keepalived.conf.j2"),
+        "global_defs {\n router_id {{ host.name }}\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .args([
+            "-i",
+            inv.to_str().unwrap(),
+            "--templates",
+            dir.to_str().unwrap(),
+        ])
+        .args(["render", "--host", "lb02"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("does not match the plan"),
+        "{err}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -250,8 +281,14 @@ fn keepalived_accepts_every_rendered_lab_config() {
     // as a non-root script_user: test a copy with /bin/true run as root.
     let dir = scratch("kt");
     let text = std::fs::read_to_string(lab()).unwrap();
+    // A script with content: lives in /etc/hactl/checks (issue 14), so the
+    // copy runs /bin/true without content.
     let text = text
-        .replace("/etc/hactl/checks/check_web.sh", "/bin/true")
+        .replace("script: /etc/hactl/checks/check_web.sh", "script: /bin/true")
+        .replace(
+            "                content: |\n                  #!/bin/sh\n                  test ! -e /run/hactl/fail-check_web\n",
+            "",
+        )
         .replace(
             "    hactl_interface: eth0\n",
             "    hactl_interface: eth0\n    hactl_script_user: root\n",

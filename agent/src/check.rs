@@ -43,6 +43,18 @@ impl CheckError {
 
 pub fn run(path: &Path, format: Format) -> Result<Report, CheckError> {
     let loaded = config::load(path)?;
+    // Issue 14: the check judges scripts exactly as the run time will.
+    let refused = crate::script_security::refusals(&loaded.config);
+    if !refused.is_empty() {
+        let mut diagnostics = loaded.warnings;
+        diagnostics.extend(refused);
+        diagnostics.sort_by_key(|d| d.origin.line);
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            diagnostics,
+        }
+        .into());
+    }
     let stdout = match format {
         Format::Json => {
             let mut text =

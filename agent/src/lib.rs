@@ -21,6 +21,7 @@ pub mod network;
 pub mod notify;
 pub mod packet;
 pub mod router;
+pub mod script_security;
 pub mod sim;
 pub mod status;
 // The one module allowed `unsafe` (see its doc).

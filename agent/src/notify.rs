@@ -92,7 +92,10 @@ pub fn split_command(line: &str) -> Vec<String> {
     words
 }
 
-/// Runs `argv` as `run_as`, killing it after `timeout`.
+/// Runs `argv` as `run_as`, killing it after `timeout`. The script leads a
+/// process group of its own, and the timeout kills the whole group: a
+/// `sh -c 'curl ...'` that hangs takes its children with it (issue 14),
+/// where killing the direct child alone left them running.
 pub async fn run_script(argv: &[String], run_as: Option<RunAs>, timeout: Duration) -> Outcome {
     let Some((program, args)) = argv.split_first() else {
         return Outcome::NotStarted("empty command".to_owned());
@@ -103,6 +106,7 @@ pub async fn run_script(argv: &[String], run_as: Option<RunAs>, timeout: Duratio
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true);
     if let Some(r) = run_as {
         command.uid(r.uid).gid(r.gid);
@@ -115,6 +119,12 @@ pub async fn run_script(argv: &[String], run_as: Option<RunAs>, timeout: Duratio
         Ok(Ok(status)) => Outcome::Exited(status.code()),
         Ok(Err(e)) => Outcome::NotStarted(e.to_string()),
         Err(_) => {
+            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
             let _ = child.kill().await;
             Outcome::TimedOut
         }
@@ -175,6 +185,44 @@ mod tests {
         let outcome = run_script(&argv, None, Duration::from_millis(200)).await;
         assert_eq!(outcome, Outcome::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Issue 14: the timeout kills the script's whole process group, not
+    /// only its direct child.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_timeout_kills_the_scripts_children_too() {
+        let dir = std::env::temp_dir().join(format!("hactl-pgrp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let pidfile = dir.join("child.pid");
+        let line = format!(
+            "/bin/sh -c 'sleep 60 & echo $! > {}; wait'",
+            pidfile.display()
+        );
+        let outcome = run_script(&split_command(&line), None, Duration::from_millis(500)).await;
+        assert_eq!(outcome, Outcome::TimedOut);
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .expect("the script wrote its child's pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        // Gone, or a zombie waiting for its new parent to reap it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            if matches!(state, None | Some("Z" | "X")) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the script's child {pid} outlived the timeout: {stat}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test(flavor = "current_thread")]

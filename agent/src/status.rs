@@ -7,8 +7,13 @@
 //! and gets a [`ControlReply`] instead; a client that writes nothing (and
 //! closes its write half, or waits [`REQUEST_WAIT`]) gets the status, so
 //! older clients keep working. The socket file is created with mode
-//! 0600 (root only): the status names addresses and scripts, and the socket
-//! is the local control surface. Secrets are never part of the model.
+//! 0600 (root only; created under umask 0177, so there is no moment when it
+//! is wider): the status names addresses and scripts, and the socket is the
+//! local control surface. Each connection's peer credentials
+//! (SO_PEERCRED) are checked too: a peer that is neither root nor the
+//! agent's own user is answered `permission denied` and gets nothing else,
+//! neither status nor takeover/release (issue 14). Secrets are never part
+//! of the model.
 //!
 //! hactl reads the same JSON over SSH (`hactl status`, drills, audit), so the
 //! field names here are a contract; see [`Status`].
@@ -232,6 +237,8 @@ pub enum StatusError {
         #[source]
         source: io::Error,
     },
+    #[error("the agent at {path} refused: {reason}")]
+    Refused { path: PathBuf, reason: String },
     #[error("the agent at {path} answered with invalid json")]
     Json {
         path: PathBuf,
@@ -307,9 +314,20 @@ pub fn bind(path: &Path) -> Result<UnixListener, StatusError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e)),
     }
-    let listener = UnixListener::bind(path).map_err(fail)?;
+    // The agent is one process and binds before it runs any script, so a
+    // process-wide umask for the bind is safe.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(fail)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
     Ok(listener)
+}
+
+/// Whether a peer of uid `uid` may use the socket: root, or the user the
+/// agent itself runs as (root in production; a test's own user).
+pub fn peer_allowed(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
 }
 
 /// Serves requests forever: each connection gets one JSON document (the
@@ -322,8 +340,35 @@ pub async fn serve(listener: UnixListener, requests: mpsc::Sender<Request>) {
         if requests.is_closed() {
             return;
         }
+        match stream.peer_cred() {
+            Ok(cred) if peer_allowed(cred.uid()) => {}
+            refused => {
+                let who =
+                    refused.map_or_else(|e| format!("unknown ({e})"), |c| c.uid().to_string());
+                crate::daemon::log(&format!(
+                    "status socket: refused a client of uid {who} (only root may connect)"
+                ));
+                tokio::spawn(refuse(stream, who));
+                continue;
+            }
+        }
         tokio::spawn(answer(stream, requests.clone()));
     }
+}
+
+/// The whole answer to a peer that may not connect.
+async fn refuse(stream: tokio::net::UnixStream, uid: String) {
+    let (read, mut write) = stream.into_split();
+    // Read (and drop) what the client wrote, bounded: closing with unread
+    // bytes would reset the connection before it reads the refusal.
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(REQUEST_WAIT, read.take(64 * 1024).read_to_end(&mut sink)).await;
+    let reply = ControlReply {
+        ok: false,
+        instances: Vec::new(),
+        error: Some(format!("permission denied: uid {uid} is not root")),
+    };
+    write_json(&mut write, &reply).await;
 }
 
 async fn answer(stream: tokio::net::UnixStream, requests: mpsc::Sender<Request>) {
@@ -418,9 +463,22 @@ fn exchange<T: serde::de::DeserializeOwned>(
             path: path.to_path_buf(),
             source,
         })?;
-    serde_json::from_slice(&text).map_err(|source| StatusError::Json {
-        path: path.to_path_buf(),
-        source,
+    serde_json::from_slice(&text).map_err(|source| {
+        // A refused peer gets a failed reply whatever it asked.
+        match serde_json::from_slice::<ControlReply>(&text) {
+            Ok(ControlReply {
+                ok: false,
+                error: Some(reason),
+                ..
+            }) => StatusError::Refused {
+                path: path.to_path_buf(),
+                reason,
+            },
+            _ => StatusError::Json {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
     })
 }
 

@@ -7,17 +7,17 @@
 //! feeds it to the state machine as `TrackChanged` (the weight is applied
 //! there). Scripts start up, as the state machine's tracks do.
 //!
-//! Script security (keepalived's `enable_script_security`): a script whose
-//! file, or any directory above it, is writable by a non-root user is never
-//! run and counts as down, so a user who could edit it cannot get code run as
-//! root or decide the failover.
+//! Script security (keepalived's `enable_script_security`, see
+//! [`crate::script_security`]): a script whose file, or any directory above
+//! it (through symlinks too), is writable by a non-root user is never run
+//! and counts as down, so a user who could edit it cannot get code run as
+//! root or decide the failover. A command without a path is found in PATH
+//! once, and that file is what runs.
 //!
 //! Interfaces are followed through rtnetlink link notifications; a change
 //! of up-and-running is reported like a script's.
 
 use futures::StreamExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use tokio::sync::mpsc;
 
 use crate::config::VrrpScript;
@@ -85,31 +85,7 @@ impl RiseFall {
     }
 }
 
-/// Why a script may not run under `enable_script_security`, or `None`.
-pub fn insecure_reason(script: &Path) -> Option<String> {
-    let mut path = Some(script);
-    while let Some(p) = path {
-        if p.as_os_str().is_empty() {
-            break;
-        }
-        let meta = match std::fs::metadata(p) {
-            Ok(m) => m,
-            Err(e) => return Some(format!("{}: {e}", p.display())),
-        };
-        let mode = meta.mode();
-        if meta.uid() != 0 {
-            return Some(format!("{} is owned by uid {}", p.display(), meta.uid()));
-        }
-        // A sticky directory (/tmp) still lets others create files but not
-        // replace ours; keepalived accepts it too.
-        let sticky = meta.is_dir() && mode & 0o1000 != 0;
-        if !sticky && (mode & 0o002 != 0 || (mode & 0o020 != 0 && meta.gid() != 0)) {
-            return Some(format!("{} is writable by non-root users", p.display()));
-        }
-        path = p.parent();
-    }
-    None
-}
+pub use crate::script_security::insecure_reason;
 
 /// Runs one vrrp_script forever, reporting status changes.
 pub async fn run_vrrp_script(
@@ -119,11 +95,9 @@ pub async fn run_vrrp_script(
     updates: mpsc::Sender<TrackUpdate>,
     log: fn(&str),
 ) {
-    let argv = split_command(&script.script);
-    if secure
-        && let Some(program) = argv.first()
-        && let Some(why) = insecure_reason(Path::new(program))
-    {
+    let mut argv = split_command(&script.script);
+    let program = argv.first().cloned().unwrap_or_default();
+    if secure && let Some(why) = insecure_reason(&program) {
         log(&format!(
             "vrrp_script {}: refused by enable_script_security: {why}",
             script.name
@@ -135,6 +109,14 @@ pub async fn run_vrrp_script(
             })
             .await;
         return;
+    }
+    // Run the very file the check above (and `hactl-agent check`) judged,
+    // found as execvp finds it.
+    if let (Some(first), Some(found)) = (
+        argv.first_mut(),
+        crate::script_security::resolve_program(&program),
+    ) {
+        *first = found.to_string_lossy().into_owned();
     }
     // `weight ... reverse`: the state machine sees the opposite status
     // (and the weight with the opposite sign, see crate::glue).
@@ -218,24 +200,5 @@ mod tests {
         let mut rf = RiseFall::new(1, 2);
         assert_eq!(rf.record(false), None);
         assert_eq!(rf.record(false), Some(false));
-    }
-
-    #[test]
-    fn world_writable_script_is_insecure() {
-        let dir = std::env::temp_dir().join(format!("hactl-track-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("check.sh");
-        std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o757)).unwrap();
-        let why = insecure_reason(&script);
-        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let ok = insecure_reason(&script);
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(why.is_some_and(|w| w.contains("writable")));
-        // Running as root in CI, the temp dir is root-owned and sticky.
-        if nix::unistd::Uid::effective().is_root() {
-            assert_eq!(ok, None);
-        }
     }
 }

@@ -714,3 +714,224 @@ fn ipvs_forms_reach_the_model() {
     assert_eq!(check.kind(), "SSL_GET");
     assert_eq!(check.common().bind_port, Some(4000));
 }
+
+/// Issue 14: `check` judges scripts as the run time does under
+/// enable_script_security: a symlink into a directory anyone may write is
+/// refused with its file and line; a command without a path (`true`, like
+/// `pidof haproxy`) is found in PATH and passes, as it runs.
+#[test]
+fn check_applies_script_security_like_the_run_time() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let base = std::env::temp_dir().join(format!("hxc{}-security", std::process::id()));
+    let safe = base.join("safe");
+    let open = base.join("open");
+    std::fs::create_dir_all(&safe).expect("dir");
+    std::fs::create_dir_all(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let target = open.join("check.sh");
+    std::fs::write(&target, "#!/bin/sh\nexit 0\n").expect("script");
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let link = safe.join("check.sh");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    let conf = |script: &str| {
+        format!(
+            "vrrp_script chk {{\n  script \"{script}\"\n  interval 1\n}}\n{}",
+            instance("  track_script {\n    chk\n  }\n")
+        )
+    };
+    let check = |text: String| {
+        let file = base.join("keepalived.conf");
+        std::fs::write(&file, text).expect("conf");
+        let out = agent()
+            .args(["check", "-f"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = check(conf(link.to_str().expect("utf-8")));
+    let (bare_code, bare_stderr) = check(conf("true"));
+    let (missing_code, missing_stderr) = check(conf("no-such-program-hactl"));
+    let _ = std::fs::remove_dir_all(&base);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "keepalived.conf:1: vrrp_script 'chk' would be refused by enable_script_security"
+        ) && stderr.contains("writable by non-root users"),
+        "{stderr}"
+    );
+    assert_eq!(bare_code, Some(0), "{bare_stderr}");
+    assert_eq!(missing_code, Some(1), "{missing_stderr}");
+}
+
+// ===== seeded mutations (issue 14) =====
+
+/// xorshift64*: the same mutants on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// keepalived.conf syntax and values worth dropping into a file.
+const DICTIONARY: &[&str] = &[
+    "}",
+    "{",
+    "\"",
+    "\n",
+    " ",
+    "!",
+    "#",
+    "vrrp_instance X {",
+    "vrrp_script s {",
+    "virtual_server 10.0.0.1 80 {",
+    "real_server 10.0.0.2 80 {",
+    "track_script {",
+    "authentication {",
+    "auth_pass",
+    "priority",
+    "255",
+    "0",
+    "-1",
+    "4294967296",
+    "10.0.0.50/33",
+    "::1/129",
+    "fe80::1",
+    "virtual_router_id",
+    "advert_int 0.001",
+    "state",
+    "MASTER",
+    "interface",
+    "eth0",
+    "weight -254",
+    "\u{0}",
+    "\t",
+    "é",
+    "\r",
+    "\"a b\"",
+    "nopreempt",
+    "use_vmac",
+    "unicast_peer {",
+    "vrrp_sync_group g {",
+    "group {",
+    "HTTP_GET {",
+    "url {",
+    "status_code 99",
+];
+
+fn mutate(rng: &mut Rng, seed: &[u8], other: &[u8]) -> Vec<u8> {
+    let mut out = seed.to_vec();
+    for _ in 0..1 + rng.below(2) {
+        let at = rng.below(out.len() + 1);
+        match rng.below(5) {
+            0 if !out.is_empty() => {
+                let i = rng.below(out.len());
+                out[i] ^= 1 << rng.below(8);
+            }
+            1 => {
+                let word = DICTIONARY[rng.below(DICTIONARY.len())].as_bytes();
+                out.splice(at..at, word.iter().copied());
+            }
+            2 if !out.is_empty() => {
+                let len = rng.below(24).min(out.len() - at.min(out.len()));
+                out.drain(at..at + len);
+            }
+            3 if !other.is_empty() => {
+                let from = rng.below(other.len());
+                let len = rng.below(120).min(other.len() - from);
+                out.splice(at..at, other[from..from + len].iter().copied());
+            }
+            _ => {
+                let word = DICTIONARY[rng.below(DICTIONARY.len())].as_bytes();
+                let end = (at + word.len()).min(out.len());
+                out.splice(at..end, word.iter().copied());
+            }
+        }
+    }
+    out
+}
+
+/// Issue 14: thousands of seeded mutations of the corpus through the
+/// lexer, parser and validation: no panic, every diagnostic with its file
+/// and a line the file has, every valid file summarized and serialized.
+#[test]
+fn mutated_configs_keep_the_property() {
+    use hactl_agent::config::fuzz::{Reached, check_config};
+    let mut seeds = Vec::new();
+    for dir in ["valid", "invalid"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(corpus(dir))
+            .expect("corpus")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).expect("seed");
+            // Files with include lines are the lexer tests' (see the property).
+            seeds.push(text.replace("include", "! inc-lude"));
+        }
+    }
+    assert!(seeds.len() > 50, "{}", seeds.len());
+    let valid: Vec<&String> = seeds
+        .iter()
+        .filter(|s| check_config(s) == Ok(Reached::Valid))
+        .collect();
+    eprintln!(
+        "issue 14: {} of {} seeds are valid",
+        valid.len(),
+        seeds.len()
+    );
+    let mut rng = Rng(0x1405_c0f1_9000_0001);
+    let mut reached = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
+    // HACTL_MUTATIONS=N runs more by hand (BENCHMARKS.md).
+    let runs = std::env::var("HACTL_MUTATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(8000);
+    for i in 0..runs {
+        // Three in four start from a valid file.
+        let seed = if i % 4 == 3 {
+            seeds[i % seeds.len()].as_bytes()
+        } else {
+            valid[rng.below(valid.len())].as_bytes()
+        };
+        let other = seeds[rng.below(seeds.len())].as_bytes();
+        let text = String::from_utf8_lossy(&mutate(&mut rng, seed, other)).into_owned();
+        match check_config(&text) {
+            Ok(r) => *reached.entry(r).or_insert(0) += 1,
+            Err(e) => failures.push(format!("{e}\n--- input:\n{text}")),
+        }
+    }
+    eprintln!("issue 14: {runs} mutated configs: {reached:?}");
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures[..failures.len().min(3)].join("\n=====\n")
+    );
+    assert!(
+        reached.get(&Reached::Valid).copied().unwrap_or(0) > runs / 20,
+        "{reached:?}"
+    );
+    assert!(
+        reached.get(&Reached::Invalid).copied().unwrap_or(0) > runs / 4,
+        "{reached:?}"
+    );
+}

@@ -416,6 +416,31 @@ fn killed_master_leaves_no_stale_vip_after_restart() {
         .run(&[AGENT, "cleanup", "--state-dir", path_str(&state)]);
     assert_eq!(out.trim(), "removed 1 address(es)");
     assert!(!a.has_vip(), "cleanup removed the stale VIP");
+
+    // Issue 14: a corrupt ledger (here cut short and followed by junk) no
+    // longer stops the agent from starting: what can be read is cleaned up.
+    a.start();
+    assert_master_and_backup(&a, &b);
+    a.stop(nix::sys::signal::Signal::SIGKILL);
+    assert!(a.has_vip());
+    let ledger = state.join("vips.json");
+    let text = std::fs::read_to_string(&ledger).expect("ledger");
+    assert!(text.contains("eth0"), "{text}");
+    let cut = text.rfind(']').unwrap_or(text.len());
+    std::fs::write(&ledger, format!("{}\0\0{{\"interface\":\"et", &text[..cut])).expect("corrupt");
+    a.start();
+    let first = a.instance();
+    assert_eq!(first.state, "BACKUP", "{first:?}");
+    assert!(
+        !a.has_vip(),
+        "the VIP read from the corrupt ledger was removed"
+    );
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(
+        log.contains("vips.json is corrupt") && log.contains("recovered 1 entry"),
+        "{log}"
+    );
+    assert_master_and_backup(&a, &b);
 }
 
 // ===== malformed packets =====
@@ -800,6 +825,36 @@ fn script_security_refuses_writable_scripts() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Issue 14: a script given without a path (`true`, as `pidof haproxy`
+/// would be) is found in PATH at run time as `check` finds it, and runs:
+/// its weight never applies while it succeeds. It used to be refused at
+/// run time only, so it always counted as down.
+#[test]
+fn script_security_runs_a_program_found_in_path() {
+    require_root();
+    let segment = Segment::new(1);
+    let mut conf = InstanceConf::v3(100).extra("  track_script {\n    chk\n  }\n");
+    conf.global = "  script_user root\n  enable_script_security\n".to_owned();
+    conf.blocks =
+        "vrrp_script chk {\n  script true\n  interval 1\n  weight -30\n  rise 1\n  fall 1\n}\n"
+            .to_owned();
+    let mut a = Agent::new(segment.host(0), 0, &conf);
+    a.start();
+    a.wait_state("MASTER");
+    holds_for(
+        Duration::from_secs(3),
+        "the PATH script counting as up",
+        || {
+            a.status()
+                .and_then(|s| s.instances.into_iter().next())
+                .is_some_and(|i| i.effective_priority == 100)
+        },
+    );
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(!log.contains("refused"), "{log}");
+    assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
+}
+
 /// Issue 4: `use_vmac` puts the VIP on a macvlan with the VRRP virtual MAC
 /// (00:00:5e:00:01:VRID): neighbours see the same MAC whoever is master, and
 /// the interface goes away with the agent.
@@ -1042,7 +1097,8 @@ fn sighup_reloads_a_changed_config() {
     );
 }
 
-/// The status socket is root-only and the table names every instance.
+/// The status socket is root-only (issue 14: mode 0600 and a peer-credential
+/// check) and the table names every instance.
 #[test]
 fn status_socket_is_private_and_prints_a_table() {
     require_root();
@@ -1069,6 +1125,76 @@ fn status_socket_is_private_and_prints_a_table() {
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(row[..5], ["VI_1", "51", "eth0", "v3", "MASTER"], "{table}");
     assert!(row[8].ends_with('*'), "the VIP is marked present: {table}");
+
+    // Issue 14: only root may use the socket. A client run as `nobody`
+    // (setpriv(1): uid, gid and groups dropped before exec) cannot connect
+    // to the 0600 socket; with the file opened wide by mistake, the
+    // peer-credential check (SO_PEERCRED) still refuses its status,
+    // takeover and release.
+    let socket = a.socket();
+    let as_nobody = |args: &[&str]| {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", AGENT])
+            .args(args)
+            .args(["--socket", path_str(&socket)])
+            .output()
+            .expect("setpriv (util-linux)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = as_nobody(&["status", "--json"]);
+    assert!(!ok && text.contains("ermission denied"), "{text}");
+    std::fs::set_permissions(a.socket(), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    for args in [
+        &["status", "--json"][..],
+        &["takeover", "--priority", "200"],
+        &["release"],
+    ] {
+        let (ok, text) = as_nobody(args);
+        assert!(
+            !ok && text.contains("permission denied: uid 65534 is not root"),
+            "{args:?}: {text}"
+        );
+    }
+    let i = a.instance();
+    assert_eq!((i.state.as_str(), i.effective_priority), ("MASTER", 100));
+    // Root's takeover goes through (the refusal above was not a dead path).
+    let root = Command::new(AGENT)
+        .args([
+            "takeover",
+            "--priority",
+            "200",
+            "--socket",
+            path_str(&a.socket()),
+        ])
+        .output()
+        .expect("takeover");
+    assert!(
+        root.status.success(),
+        "{}",
+        String::from_utf8_lossy(&root.stderr)
+    );
+    wait_until(DEADLINE, "root's takeover", || {
+        a.status()
+            .and_then(|s| s.instances.into_iter().next())
+            .is_some_and(|i| i.effective_priority == 200)
+    });
+    let (ok, text) = as_nobody(&["release"]);
+    assert!(!ok, "{text}");
+    assert_eq!(
+        a.instance().effective_priority,
+        200,
+        "nobody's release was refused"
+    );
+    let log = a.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+    assert!(
+        log.contains("status socket: refused a client of uid 65534"),
+        "{log}"
+    );
     assert!(a.stop(nix::sys::signal::Signal::SIGTERM).success());
     assert!(!a.socket().exists(), "the socket is removed at exit");
 }

@@ -147,9 +147,14 @@ pub struct InventoryArgs {
     /// Only check the inventory and the plan; print nothing on success
     #[arg(long, conflicts_with = "list")]
     pub validate: bool,
-    /// Print the JSON `ansible-inventory --list` prints
+    /// Print the JSON `ansible-inventory --list` prints (hactl_auth_pass
+    /// redacted unless --show-secrets)
     #[arg(long)]
     pub list: bool,
+    /// With --list: print hactl_auth_pass as written, for use as a dynamic
+    /// inventory (`ansible-inventory` prints it too)
+    #[arg(long, requires = "list")]
+    pub show_secrets: bool,
 }
 
 #[derive(Args, Debug)]

@@ -83,7 +83,13 @@ impl Config {
                 } else {
                     InventoryMode::Table
                 };
-                (Command::Inventory(InventoryCommand { mode }), i.file)
+                (
+                    Command::Inventory(InventoryCommand {
+                        mode,
+                        show_secrets: i.show_secrets,
+                    }),
+                    i.file,
+                )
             }
             RawCommand::Render(r) => (
                 Command::Render(RenderCommand {
@@ -284,7 +290,12 @@ mod tests {
             cwd: PathBuf::from("/nonexistent"),
             lab_dir: None,
         };
-        let inventory = |mode| Command::Inventory(InventoryCommand { mode });
+        let inventory = |mode| {
+            Command::Inventory(InventoryCommand {
+                mode,
+                show_secrets: false,
+            })
+        };
         let cases: &[(&[&str], Command, Option<&str>)] = &[
             (
                 &["inventory", "x.yml"],

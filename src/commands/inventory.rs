@@ -1,6 +1,7 @@
 //! `hactl inventory`: the resolved plan as a table (or JSON, secrets
 //! redacted), `--validate` to check only, `--list` for the JSON
-//! `ansible-inventory --list` prints.
+//! `ansible-inventory --list` prints (`hactl_auth_pass` redacted unless
+//! `--show-secrets`).
 
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets};
 
@@ -17,6 +18,9 @@ pub enum InventoryMode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryCommand {
     pub mode: InventoryMode,
+    /// `--list --show-secrets`: `hactl_auth_pass` as written (issue 14:
+    /// redacted by default, like every other output).
+    pub show_secrets: bool,
 }
 
 impl InventoryCommand {
@@ -25,7 +29,12 @@ impl InventoryCommand {
             InventoryMode::List => {
                 let inv = ctx.inventory()?;
                 let hosts = ctx.selection()?;
-                ctx.out.json(&inv.to_ansible_list(hosts))?;
+                let secrets = if self.show_secrets {
+                    crate::inventory::ListSecrets::Show
+                } else {
+                    crate::inventory::ListSecrets::Redact
+                };
+                ctx.out.json(&inv.to_ansible_list(hosts, secrets))?;
             }
             InventoryMode::Validate => {
                 ctx.plan()?;

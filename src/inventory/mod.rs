@@ -22,6 +22,17 @@ use std::path::{Path, PathBuf};
 pub use vars::{Var, VarMap};
 pub use yaml::{Key, Node, Origin, Value, YamlError};
 
+/// Variables whose value is a password: redacted in `--list` output. A
+/// `{env: VAR}` or `{file: PATH}` reference is not the password and shows.
+pub const SECRET_VARS: &[&str] = &["hactl_auth_pass"];
+
+/// Whether [`Inventory::to_ansible_list`] prints passwords.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListSecrets {
+    Redact,
+    Show,
+}
+
 /// Why an inventory cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -512,8 +523,13 @@ impl Inventory {
     }
 
     /// The JSON `ansible-inventory --list` prints, restricted to `hosts`
-    /// (every host when `None`).
-    pub fn to_ansible_list(&self, hosts: Option<&[String]>) -> serde_json::Value {
+    /// (every host when `None`); a password written in the inventory
+    /// ([`SECRET_VARS`]) shows as `<redacted>` unless `secrets` says show.
+    pub fn to_ansible_list(
+        &self,
+        hosts: Option<&[String]>,
+        secrets: ListSecrets,
+    ) -> serde_json::Value {
         use serde_json::{Map, Value as J};
         let available: Vec<&str> = match hosts {
             Some(h) => h.iter().map(String::as_str).collect(),
@@ -552,7 +568,14 @@ impl Inventory {
             if !vars.is_empty() {
                 let obj: Map<String, J> = vars
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.value.to_json()))
+                    .map(|(k, v)| {
+                        let value = v.value.to_json();
+                        let hide = secrets == ListSecrets::Redact
+                            && SECRET_VARS.contains(&k.as_str())
+                            && !value.is_object();
+                        let value = if hide { J::from("<redacted>") } else { value };
+                        (k.clone(), value)
+                    })
                     .collect();
                 hostvars.insert(h.name.clone(), J::Object(obj));
             }

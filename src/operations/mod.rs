@@ -55,12 +55,24 @@ pub enum FileStep {
 /// checked then). The digest is computed once, when the file is made, and
 /// shared with its clones: one agent binary planned for a hundred hosts is
 /// hashed once, not once per host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PutFile {
     pub path: String,
     pub content: Arc<[u8]>,
     pub mode: u32,
     digest: Arc<str>,
+}
+
+/// Without the content: a config holds the VRRP password (issue 14).
+impl std::fmt::Debug for PutFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PutFile")
+            .field("path", &self.path)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("digest", &self.digest)
+            .finish()
+    }
 }
 
 impl PutFile {

@@ -34,21 +34,29 @@ impl Resolver<'_> {
                     );
                 }
             }
-            if !is_token(&k.name) {
-                self.err(
-                    Some(k.origin.clone()),
-                    key,
-                    format!(
-                        "check name `{}` may only hold letters, digits, `_`, `-` and `.`",
-                        k.name
-                    ),
-                );
+            if !self.rule(
+                Some(k.origin.clone()),
+                key,
+                &format!("check name {:?}", k.name),
+                names::word(&k.name, 64),
+            ) {
                 continue;
             }
             let script = match v.get("script").and_then(Node::as_str) {
-                Some(s) if !s.trim().is_empty() && !s.contains(['"', '\n', '\\']) => s.to_string(),
-                _ => {
-                    self.err_at(v, key, format!("check `{}` needs a script (a command line without quotes or backslashes)", k.name));
+                Some(s) => {
+                    let at = v.get("script").unwrap_or(v);
+                    let what = format!("check `{}`: script", k.name);
+                    if !self.rule(Some(at.origin.clone()), key, &what, names::command_line(s)) {
+                        continue;
+                    }
+                    s.to_string()
+                }
+                None => {
+                    self.err_at(
+                        v,
+                        key,
+                        format!("check `{}` needs a script (a command line)", k.name),
+                    );
                     continue;
                 }
             };
@@ -77,7 +85,7 @@ impl Resolver<'_> {
             let user = match v.get("user") {
                 None => None,
                 Some(u) => match u.as_str() {
-                    Some(name) if is_token(name) => Some(name.to_string()),
+                    Some(name) if names::user(name).is_ok() => Some(name.to_string()),
                     _ => {
                         self.err_at(
                             u,
@@ -90,14 +98,11 @@ impl Resolver<'_> {
             };
             let content = match v.get("content") {
                 None => None,
-                Some(c) => match (c.as_str(), script.starts_with('/')) {
-                    (Some(text), true) => Some(text.to_string()),
-                    (Some(_), false) => {
-                        self.err_at(
-                            c,
-                            key,
-                            format!("check `{}`: content needs an absolute script path", k.name),
-                        );
+                Some(c) => match (c.as_str(), names::content_path(&script)) {
+                    (Some(text), Ok(())) => Some(text.to_string()),
+                    (Some(_), Err(rule)) => {
+                        let at = v.get("script").unwrap_or(c);
+                        self.err_at(at, key, format!("check `{}`: {rule}", k.name));
                         None
                     }
                     (None, _) => {

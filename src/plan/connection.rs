@@ -50,6 +50,23 @@ pub fn connection(inv: &Inventory, host: &str) -> Result<Connection, PlanError> 
             },
         }
     };
+    // Each value below becomes one argument of ssh (never shell text), but
+    // a leading `-` would still be read as an option, and a newline or blank
+    // is never part of an address or a login (issue 14).
+    let checked = |key: &str| -> Result<Option<String>, PlanError> {
+        let value = text(key)?;
+        if let Some(v) = &value {
+            let rule = match key {
+                "ansible_host" | "ansible_user" => super::names::ssh_word(v),
+                _ => super::names::no_control(v),
+            };
+            if let Err(rule) = rule {
+                return Err(fail(key, &vars[key].value, &rule));
+            }
+        }
+        Ok(value)
+    };
+    let text = checked;
     let address = text("ansible_host")?.unwrap_or_else(|| host.to_string());
     let mut target = Connection {
         address,

@@ -6,15 +6,17 @@ use super::*;
 impl Resolver<'_> {
     pub(super) fn host(&mut self, inv: &Inventory, name: &str, vars: &VarMap) -> HostPlan {
         let interface = match vars.get("hactl_interface") {
-            Some(v) => match v.value.as_str() {
-                Some(s) if !s.is_empty() && s.len() <= 15 && !s.contains([' ', '/']) => {
-                    s.to_string()
+            Some(v) => match v.value.as_str().map(|s| (s, names::interface(s))) {
+                Some((s, Ok(()))) => s.to_string(),
+                Some((_, Err(rule))) => {
+                    self.err_at(&v.value, "hactl_interface", rule);
+                    String::new()
                 }
-                _ => {
+                None => {
                     self.err_at(
                         &v.value,
                         "hactl_interface",
-                        "must be an interface name (at most 15 characters)".into(),
+                        "must be an interface name (a string)".into(),
                     );
                     String::new()
                 }
@@ -46,18 +48,32 @@ impl Resolver<'_> {
             .and_then(|s| s.parse::<Ipv4Addr>().ok());
         let script_user = match vars.get("hactl_script_user") {
             None => "nobody".to_string(),
-            Some(v) => match v.value.as_str() {
-                Some(s) if is_token(s) => s.to_string(),
-                _ => {
+            Some(v) => match v.value.as_str().map(|s| (s, names::user(s))) {
+                Some((s, Ok(()))) => s.to_string(),
+                Some((_, Err(rule))) => {
+                    self.err_at(&v.value, "hactl_script_user", rule);
+                    "nobody".to_string()
+                }
+                None => {
                     self.err_at(&v.value, "hactl_script_user", "must be a user name".into());
                     "nobody".to_string()
                 }
             },
         };
-        let templates_dir = vars
-            .get("hactl_templates_dir")
-            .and_then(|v| v.value.as_str())
-            .map(|s| self.base.join(s));
+        let templates_dir = match vars.get("hactl_templates_dir") {
+            None => None,
+            Some(v) => match v.value.as_str().map(|s| (s, names::no_control(s))) {
+                Some((s, Ok(()))) => Some(self.base.join(s)),
+                Some((_, Err(rule))) => {
+                    self.err_at(&v.value, "hactl_templates_dir", rule);
+                    None
+                }
+                None => {
+                    self.err_at(&v.value, "hactl_templates_dir", "must be a path".into());
+                    None
+                }
+            },
+        };
         let nonlocal_bind = match vars.get("hactl_nonlocal_bind").map(|v| &v.value) {
             None => None,
             Some(node) => match node.value {

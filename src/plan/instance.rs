@@ -36,8 +36,17 @@ impl Resolver<'_> {
             }
         }
         let name = match item.get("name").and_then(Node::scalar_text) {
-            Some(n) if !n.is_empty() && !n.contains(char::is_whitespace) => n,
-            _ => {
+            Some(n) if names::word(&n, 64).is_ok() => n,
+            Some(_) => {
+                let rule = names::word("", 64).unwrap_err();
+                self.err_at(
+                    item.get("name").unwrap_or(item),
+                    key,
+                    format!("an instance name {rule}"),
+                );
+                return None;
+            }
+            None => {
                 self.err_at(
                     item,
                     key,

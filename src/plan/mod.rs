@@ -31,6 +31,7 @@ mod checks;
 pub mod connection;
 mod host;
 mod instance;
+mod names;
 mod numbers;
 mod pair;
 mod parse;
@@ -38,8 +39,8 @@ pub mod secret;
 pub mod virtual_servers;
 
 pub(crate) use parse::parse_cidr;
+use parse::parse_vip;
 pub use parse::{did_you_mean, network};
-use parse::{is_token, parse_vip};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -376,6 +377,24 @@ impl Resolver<'_> {
 
     fn err_at(&mut self, node: &Node, key: &str, message: String) {
         self.err(Some(node.origin.clone()), key, message);
+    }
+
+    /// Records a broken name rule ([`names`]) as `WHAT RULE`; true when
+    /// the value passed.
+    fn rule(
+        &mut self,
+        origin: Option<Origin>,
+        key: &str,
+        what: &str,
+        result: Result<(), String>,
+    ) -> bool {
+        match result {
+            Ok(()) => true,
+            Err(rule) => {
+                self.err(origin, key, format!("{what} {rule}"));
+                false
+            }
+        }
     }
 
     fn check_unknown_vars(&mut self, inv: &Inventory) {

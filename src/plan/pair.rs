@@ -13,6 +13,23 @@ impl Resolver<'_> {
     ) -> Option<(PairPlan, Explicit)> {
         let group = inv.group(name)?;
         let hosts = inv.group_hosts(name);
+        // Issue 14: a pair named with an embedded `vrrp_script evil {...}`
+        // once reached the rendered file; names are checked before use.
+        let named_ok = self.rule(
+            group.origin.clone(),
+            PAIRS_GROUP,
+            &format!("pair {name:?}: a pair (group) name"),
+            names::word(name, 64),
+        );
+        let mut hosts_ok = true;
+        for h in &hosts {
+            let origin = inv.host(h).map(|x| x.origin.clone());
+            let what = format!("host {h:?}:");
+            hosts_ok &= self.rule(origin, "hosts", &what, names::host_name(h));
+        }
+        if !named_ok || !hosts_ok {
+            return None;
+        }
         if hosts.len() < 2 {
             self.err(
                 group.origin.clone(),
@@ -210,8 +227,27 @@ impl Resolver<'_> {
         let key = "hactl_auth_pass";
         let node = &var.value;
         let source = match &node.value {
-            Value::Str(_) | Value::Int(_) => {
-                SecretSource::Literal(Secret::new(node.scalar_text().unwrap_or_default()))
+            Value::Str(s) => {
+                if let Some(kept) = cut_by_comment(node, s) {
+                    self.err_at(
+                        node,
+                        key,
+                        format!("a ` #` after the password starts a YAML comment, so only its first {kept} byte(s) would be used; quote the whole password"),
+                    );
+                    return None;
+                }
+                SecretSource::Literal(Secret::new(s.clone()))
+            }
+            // YAML 1.1 (as Ansible reads it) turns `0644` into 420, `1e3`
+            // into 1000.0 and `yes` into true: the password would not be
+            // the one written.
+            Value::Int(_) | Value::Float(_) | Value::Bool(_) => {
+                self.err_at(
+                    node,
+                    key,
+                    format!("YAML reads this password as {}, which changes it (`0644` becomes 420, `yes` becomes true); quote it", node.kind()),
+                );
+                return None;
             }
             Value::Map(entries) if entries.len() == 1 => {
                 let (k, v) = &entries[0];
@@ -258,7 +294,15 @@ impl Resolver<'_> {
                 );
                 None
             }
-            Ok(s) => Some(s),
+            Ok(s) => {
+                let ok = self.rule(
+                    Some(node.origin.clone()),
+                    key,
+                    "is refused:",
+                    names::auth_pass(s.expose()),
+                );
+                ok.then_some(s)
+            }
             Err(e) => {
                 self.err_at(node, key, e.to_string());
                 None
@@ -277,7 +321,9 @@ impl Resolver<'_> {
     ) -> Option<String> {
         if let Some(v) = pv.get("hactl_segment") {
             return match v.value.scalar_text() {
-                Some(s) if !s.is_empty() => Some(format!("segment {s}")),
+                Some(s) if !s.is_empty() && names::no_control(&s).is_ok() => {
+                    Some(format!("segment {s}"))
+                }
                 _ => {
                     self.err_at(&v.value, "hactl_segment", "must be a name".into());
                     None
@@ -318,4 +364,29 @@ impl Resolver<'_> {
         nets.first()
             .map(|(n, _)| format!("{n}@{}", hosts[0].interface))
     }
+}
+
+/// When the line `node` was written on shows `VALUE #...` after a plain
+/// password, the YAML reader dropped the rest as a comment: the bytes kept.
+/// Only a plain scalar can be cut: a quoted one keeps its `#`.
+fn cut_by_comment(node: &Node, value: &str) -> Option<usize> {
+    if node.origin.line == 0 || value.is_empty() {
+        return None;
+    }
+    let text = std::fs::read_to_string(node.origin.file.as_path()).ok()?;
+    let line = text.lines().nth(node.origin.line - 1)?;
+    // Look after the key (a password such as `pass` is also in its name).
+    let start = line
+        .find("hactl_auth_pass")
+        .and_then(|k| line[k..].find(':').map(|c| k + c + 1))
+        .unwrap_or(0);
+    let at = start + line[start..].find(value)?;
+    let before = &line[..at];
+    if before.trim_end().ends_with(['"', '\'']) {
+        return None;
+    }
+    let rest = &line[at + value.len()..];
+    let trimmed = rest.trim_start();
+    (trimmed.starts_with('#') && trimmed.len() < rest.len() && trimmed.len() > 1)
+        .then_some(value.len())
 }

@@ -1,16 +1,9 @@
-//! Small parsers and helpers of the plan: tokens, addresses with a prefix,
+//! Small parsers and helpers of the plan: addresses with a prefix,
 //! subnets, did-you-mean.
 
 use std::net::Ipv4Addr;
 
 use super::Vip;
-
-/// A word keepalived.conf reads as one token: letters, digits, `_-.@:`.
-pub(super) fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | ':'))
-}
 
 /// An IPv4 address with a prefix length, `10.0.0.51/24`.
 pub(crate) fn parse_cidr(s: &str) -> Option<Vip> {

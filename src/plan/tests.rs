@@ -237,3 +237,251 @@ fn virtual_servers_are_read_and_checked() {
         assert_eq!(hit.origin.as_ref().map(|o| o.line), Some(11), "{hit}");
     }
 }
+
+// ===== issue 14: hostile values =====
+
+/// The inventory of the hostile-value tests: every string field is a
+/// placeholder, written as a YAML double-quoted scalar (JSON's escapes).
+const HOSTILE: &str = "all:
+  children:
+    hactl_pairs:
+      children:
+        @PAIR@:
+          vars:
+            hactl_interface: @IFACE@
+            hactl_script_user: @SUSER@
+            hactl_auth_pass: @PASS@
+            hactl_segment: @SEGMENT@
+            hactl_checks:
+              @CHECK@: {script: @SCRIPT@, user: @CUSER@}
+            hactl_instances:
+              - {name: @INST@, vips: [10.0.0.50/24], master: @HOST@, track: [@CHECK@]}
+          hosts:
+            @HOST@: {ansible_host: @AHOST@, ansible_user: @AUSER@, ansible_ssh_common_args: @ARGS@}
+            lb02: {ansible_host: 10.0.0.52}
+";
+
+const FIELDS: &[(&str, &str)] = &[
+    ("PAIR", "web"),
+    ("IFACE", "eth0"),
+    ("SUSER", "nobody"),
+    ("PASS", "s3cret"),
+    ("SEGMENT", "lan1"),
+    ("CHECK", "chk"),
+    ("SCRIPT", "/bin/true"),
+    ("CUSER", "nobody"),
+    ("INST", "www"),
+    ("HOST", "lb01"),
+    ("AHOST", "10.0.0.51"),
+    ("AUSER", "root"),
+    ("ARGS", "-o StrictHostKeyChecking=yes"),
+];
+
+/// keepalived.conf syntax and shell syntax, as values.
+const HOSTILE_VALUES: &[&str] = &[
+    "}",
+    "x }\nvrrp_script evil {\n script \"/bin/sh -c id\"\n user root\n}",
+    "include /etc/passwd",
+    "include",
+    "\"quoted\"",
+    "a\"b",
+    "a\nb",
+    "a\rb",
+    "$(reboot)",
+    "a;reboot",
+    "`id`",
+    "a b",
+    "a#b",
+    "a!b",
+    "{",
+    "-oProxyCommand=touch /tmp/x",
+    "a\\b",
+    "",
+];
+
+fn hostile_inventory(field: &str, value: &str) -> String {
+    let mut text = HOSTILE.to_string();
+    for (name, default) in FIELDS {
+        let v = if *name == field { value } else { default };
+        text = text.replace(&format!("@{name}@"), &serde_json::to_string(v).unwrap());
+    }
+    text
+}
+
+/// Issue 14: every string of the inventory that reaches the rendered
+/// keepalived.conf or a remote command, given keepalived.conf syntax
+/// (`}`, `include`, quotes, newlines) or shell syntax. A name is refused
+/// at plan time with file:line and its key, never rendered; a value that
+/// may hold such characters as data (a check's command line, a password, an
+/// address ssh gets as one argument) renders to a file that parses to
+/// exactly the plan, so the characters stayed data.
+#[test]
+fn hostile_values_are_refused_with_file_and_line_or_stay_data() {
+    // Fields that are names: every hostile value is refused.
+    let names = ["PAIR", "IFACE", "SUSER", "CHECK", "CUSER", "INST", "HOST"];
+    let mut refused = 0;
+    for (field, _) in FIELDS {
+        for value in HOSTILE_VALUES {
+            let text = hostile_inventory(field, value);
+            match plan(&text) {
+                Err(errors) => {
+                    refused += 1;
+                    for e in &errors.0 {
+                        let line = e.origin.as_ref().map_or(0, |o| o.line);
+                        assert!(
+                            line > 0 && e.to_string().starts_with("t.yml:"),
+                            "{field}={value:?}: no file:line in {e}"
+                        );
+                        if *field == "PASS" {
+                            assert!(value.len() < 3 || !e.to_string().contains(value), "{e}");
+                        }
+                    }
+                }
+                Ok(p) => {
+                    assert!(
+                        !names.contains(field),
+                        "{field}={value:?} was accepted as a name"
+                    );
+                    for host in ["lb01", "lb02"] {
+                        let host = if *field == "HOST" { value } else { host };
+                        crate::render::render_host(&p, host, None, crate::render::Secrets::Reveal)
+                            .unwrap_or_else(|e| {
+                                panic!("{field}={value:?}: {}", crate::error_chain(&e))
+                            });
+                    }
+                }
+            }
+        }
+    }
+    assert!(refused > names.len() * HOSTILE_VALUES.len(), "{refused}");
+    // What must be refused in the data fields too: what would end or
+    // change a line of the file, or make an ssh argument an option.
+    let must_refuse: &[(&str, &[&str])] = &[
+        (
+            "PASS",
+            &["}", "a\"b", "a\nb", "a#b", "a!b", "{", "a b", "a\\b", ""],
+        ),
+        ("SCRIPT", &["\"quoted\"", "a\nb", "a\rb", "a\\b", ""]),
+        ("SEGMENT", &["a\nb", "a\rb"]),
+        ("AHOST", &["a\nb", "a b", "-oProxyCommand=touch /tmp/x", ""]),
+        ("AUSER", &["a\nb", "a b", "-oProxyCommand=touch /tmp/x"]),
+        ("ARGS", &["a\nb", "a\rb"]),
+    ];
+    for (field, values) in must_refuse {
+        for value in *values {
+            assert!(
+                plan(&hostile_inventory(field, value)).is_err(),
+                "{field}={value:?} was accepted"
+            );
+        }
+    }
+}
+
+/// Issue 14: the pair named with an embedded `vrrp_script evil { ... user
+/// root }` is refused, with the line of the group.
+#[test]
+fn a_pair_name_with_an_embedded_vrrp_script_is_refused() {
+    let evil = "web }\nvrrp_script evil {\n script \"/bin/sh -c id\"\n user root\n}\n#";
+    let errors = plan(&hostile_inventory("PAIR", evil)).unwrap_err().0;
+    let e = errors
+        .iter()
+        .find(|e| e.key == PAIRS_GROUP && e.message.contains("pair (group) name"))
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert_eq!(e.origin.as_ref().map(|o| o.line), Some(5), "{e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
+}
+
+/// Issue 14: `content:` scripts are written as root: only directly in the
+/// checks directory.
+#[test]
+fn content_scripts_stay_in_the_checks_directory() {
+    for script in [
+        "/usr/bin/sudo",
+        "/etc/hactl/checks/../../../usr/bin/sudo",
+        "/etc/hactl/checks/sub/x.sh",
+        "/etc/hactl/checks/x.sh --arg",
+        "/etc/hactl/checksx/x.sh",
+        "relative.sh",
+    ] {
+        let extra = format!(
+            "            hactl_checks:\n              c: {{script: {}, content: \"#!/bin/sh\\nexit 0\\n\"}}\n{WWW}",
+            serde_json::to_string(script).unwrap()
+        );
+        let errors = plan(&web(&extra)).expect_err(script).0;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.message.contains("/etc/hactl/checks/")
+                    && e.origin.as_ref().map(|o| o.line) == Some(9)),
+            "{script}: {errors:?}"
+        );
+    }
+    let extra = format!(
+        "            hactl_checks:\n              c: {{script: /etc/hactl/checks/c.sh, content: \"exit 0\"}}\n{WWW}"
+    );
+    assert!(plan(&web(&extra)).is_ok());
+}
+
+/// Issue 14: YAML changes some passwords as it reads them (`0644` is 420
+/// in YAML 1.1, `yes` is true, ` #` starts a comment): refused with the
+/// line, the value never quoted.
+#[test]
+fn passwords_yaml_would_change_are_refused() {
+    for (value, want) in [
+        ("0644", "as an integer"),
+        ("3.14", "as a float"),
+        ("yes", "as a boolean"),
+        ("12345", "as an integer"),
+    ] {
+        let errors = plan(&web(&format!(
+            "            hactl_auth_pass: {value}\n{WWW}"
+        )))
+        .expect_err(value)
+        .0;
+        let e = errors
+            .iter()
+            .find(|e| e.key == "hactl_auth_pass")
+            .unwrap_or_else(|| panic!("{value}: {errors:?}"));
+        assert!(e.message.contains(want), "{e}");
+        assert_eq!(e.origin.as_ref().map(|o| o.line), Some(8), "{e}");
+    }
+    // Quoted, the same values are kept as written.
+    let p = plan(&web(&format!(
+        "            hactl_auth_pass: \"0644\"\n{WWW}"
+    )))
+    .unwrap();
+    assert_eq!(p.pairs[0].auth_pass.as_ref().unwrap().expose(), "0644");
+    // `ab #cdefg`: the YAML comment is seen on the file's line.
+    let dir = std::env::temp_dir().join(format!("hactl-plan-14-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("inv.yml");
+    let mut found = Vec::new();
+    for written in ["ab #cdefg", "pass #word", "\"pass\" # a comment"] {
+        std::fs::write(
+            &path,
+            web(&format!("            hactl_auth_pass: {written}\n{WWW}")),
+        )
+        .unwrap();
+        let inv = Inventory::load(&path).unwrap();
+        found.push(resolve(&inv, &|_| None).map(|_| ()));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        found[1].is_err(),
+        "a password that is part of the key's name"
+    );
+    assert!(
+        found[2].is_ok(),
+        "a quoted password before a comment is whole"
+    );
+    let errors = found.remove(0).unwrap_err().0;
+    let e = errors
+        .iter()
+        .find(|e| e.key == "hactl_auth_pass")
+        .unwrap_or_else(|| panic!("{errors:?}"));
+    assert!(
+        e.message.contains("YAML comment") && !e.to_string().contains("cdefg"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("inv.yml:8"), "{e}");
+}

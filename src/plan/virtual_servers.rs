@@ -129,9 +129,12 @@ impl VirtualServerPlan {
     }
 }
 
-/// A string safe on a keepalived.conf line: no quote, newline or brace.
+/// A string keepalived.conf reads as one bare word: no quote, brace,
+/// comment sign, blank or control character.
 fn plain(s: &str) -> bool {
-    !s.is_empty() && !s.contains(['"', '\n', '\\', '{', '}', '#', '!'])
+    !s.is_empty()
+        && !s.contains(['"', '\\', '{', '}', '#', '!'])
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl Resolver<'_> {
@@ -176,13 +179,18 @@ impl Resolver<'_> {
 
     fn str_field(&mut self, node: &Node, field: &str, what: &str) -> Option<String> {
         let n = node.get(field)?;
+        // misc_path is a command line, rendered inside quotes.
+        let ok = |s: &str| match field {
+            "misc_path" => super::names::command_line(s).is_ok(),
+            _ => plain(s),
+        };
         match n.as_str() {
-            Some(s) if plain(s) => Some(s.to_string()),
+            Some(s) if ok(s) => Some(s.to_string()),
             _ => {
                 self.err_at(
                     n,
                     KEY,
-                    format!("{what}: {field} must be a string without quotes, braces or newlines"),
+                    format!("{what}: {field} must be a string without quotes, braces, blanks or newlines"),
                 );
                 None
             }

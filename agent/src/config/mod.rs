@@ -14,6 +14,7 @@
 //! password is a [`Secret`] that never prints itself.
 
 pub mod error;
+pub mod fuzz;
 pub mod keepalived_test;
 pub mod lexer;
 pub mod parse;

@@ -13,7 +13,6 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use super::error::{Diagnostic, Origin};
@@ -602,21 +601,10 @@ pub fn account_exists(file: &str, name: &str) -> bool {
 /// Whether `command`'s program exists and is executable (keepalived
 /// disables a vrrp_script whose program it cannot find).
 fn program_exists(command: &str) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    let Some(program) = command.split_whitespace().next() else {
-        return false;
-    };
-    let executable = |p: &Path| {
-        std::fs::metadata(p)
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if program.contains('/') {
-        return executable(Path::new(program));
-    }
-    std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).any(|dir| executable(&dir.join(program))))
-        .unwrap_or(false)
+    crate::notify::split_command(command)
+        .first()
+        .and_then(|program| crate::script_security::resolve_program(program))
+        .is_some()
 }
 
 // ===== model =====

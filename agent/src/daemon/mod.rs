@@ -178,7 +178,7 @@ pub fn cleanup(state_dir: &Path) -> Result<Cleaned, DaemonError> {
 
 /// [`cleanup`] inside a runtime (the supervisor's).
 pub async fn clean(state_dir: &Path) -> Result<Cleaned, DaemonError> {
-    let mut ledger = vips::VipLedger::open(state_dir)?;
+    let mut ledger = vips::VipLedger::open(state_dir, log)?;
     let driver = vips::VipDriver::open()?;
     let removed = ledger.clean(&driver).await?;
     for e in &removed {

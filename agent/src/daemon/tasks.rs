@@ -129,7 +129,7 @@ fn refuse_insecure(owner: &str, scripts: &mut NotifyScripts) {
             .map(split_command)
             .and_then(|argv| argv.into_iter().next());
         if let Some(program) = program
-            && let Some(why) = track::insecure_reason(std::path::Path::new(&program))
+            && let Some(why) = track::insecure_reason(&program)
         {
             log(&format!(
                 "{owner}: notify script refused by enable_script_security: {why}"
@@ -181,7 +181,7 @@ async fn build(
     for (base, v) in vmac::of(&plan) {
         vmac::ensure(base, v).await?;
     }
-    let ledger = VipLedger::open(&options.state_dir)?;
+    let ledger = VipLedger::open(&options.state_dir, log)?;
     let vips = VipDriver::open()?;
     let daemon = Daemon::new(
         options.config.clone(),

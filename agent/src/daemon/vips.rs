@@ -7,9 +7,13 @@
 //! idempotent: adding a present address and removing an absent one succeed.
 //!
 //! The ledger is one JSON file in the state directory, rewritten atomically
-//! (write to a temporary file, rename) on every change. It is written before
-//! an address is added, so a crash between the two leaves at worst a record
-//! of an address that is not there, which cleanup tolerates.
+//! (write to a temporary file, fsync, rename, fsync the directory) on every
+//! change. It is written before an address is added, so a crash between the
+//! two leaves at worst a record of an address that is not there, which
+//! cleanup tolerates. A ledger that is not valid JSON anyway (a disk that
+//! lied, a hand edit) does not stop the agent (issue 14): every entry that
+//! can still be read is kept, so its address is cleaned up, the unreadable
+//! rest is logged, and the file is kept aside as `vips.json.corrupt`.
 
 use std::io;
 use std::net::IpAddr;
@@ -122,8 +126,50 @@ pub(crate) fn save_json(path: &Path, value: &impl Serialize) -> io::Result<()> {
     }
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_vec_pretty(value)?;
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&text)?;
+        // The data is on disk before the name points at it: a power loss
+        // after the rename cannot leave an empty or partial ledger.
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// What can still be read of a ledger that is not valid JSON: every
+/// `{...}` object that is a whole entry with a valid address, and how many
+/// bytes were not part of such an entry.
+fn salvage(text: &str) -> (Vec<LedgerEntry>, usize) {
+    let mut entries = Vec::new();
+    let mut used = 0;
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let object = &rest[open..=open + close];
+        if let Ok(entry) = serde_json::from_str::<LedgerEntry>(object)
+            && entry.address.parse::<IpPrefix>().is_ok()
+            && !entry.interface.is_empty()
+        {
+            used += object.len();
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+        rest = &rest[open + close + 1..];
+    }
+    (entries, text.len().saturating_sub(used))
 }
 
 /// The record of added VIPs in the state directory.
@@ -134,17 +180,49 @@ pub struct VipLedger {
 }
 
 impl VipLedger {
-    /// Opens the ledger of `state_dir`, reading what a predecessor left.
-    pub fn open(state_dir: &Path) -> Result<VipLedger, VipError> {
+    /// Opens the ledger of `state_dir`, reading what a predecessor left. A
+    /// corrupt ledger is recovered (see the module doc); `log` says what was
+    /// kept and what was lost.
+    pub fn open(state_dir: &Path, log: fn(&str)) -> Result<VipLedger, VipError> {
         let path = state_dir.join(LEDGER_FILE);
-        let entries = match std::fs::read(&path) {
-            Ok(bytes) if bytes.is_empty() => Vec::new(),
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| VipError::LedgerJson {
-                path: path.clone(),
-                source,
-            })?,
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(VipError::LedgerRead { path, source }),
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(VipLedger {
+                path,
+                entries: Vec::new(),
+            });
+        }
+        let parsed = serde_json::from_slice::<Vec<LedgerEntry>>(&bytes);
+        let entries = match parsed {
+            Ok(entries) => entries,
+            Err(e) => {
+                let text = String::from_utf8_lossy(&bytes);
+                let (entries, unread) = salvage(&text);
+                let aside = path.with_extension("json.corrupt");
+                let kept = std::fs::rename(&path, &aside).map_or_else(
+                    |e| format!("could not keep it aside ({e})"),
+                    |()| format!("kept as {}", aside.display()),
+                );
+                log(&format!(
+                    "the vip ledger {} is corrupt ({e}): recovered {} entr{} ({}), {unread} of {} byte(s) were not part of one; {kept}",
+                    path.display(),
+                    entries.len(),
+                    if entries.len() == 1 { "y" } else { "ies" },
+                    entries
+                        .iter()
+                        .map(|e| format!("{} on {}", e.address, e.interface))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    bytes.len(),
+                ));
+                let ledger = VipLedger { path, entries };
+                ledger.save()?;
+                return Ok(ledger);
+            }
         };
         Ok(VipLedger { path, entries })
     }
@@ -223,5 +301,71 @@ impl VipLedger {
             Some(e) => Err(e),
             None => Ok(removed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hactl-ledger-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch");
+        dir
+    }
+
+    fn quiet(_: &str) {}
+
+    /// Issue 14: a corrupt vips.json no longer stops the agent: the
+    /// entries that can be read are kept (their addresses get cleaned up),
+    /// the file is kept aside, and the ledger is whole again.
+    #[test]
+    fn a_corrupt_ledger_is_recovered() {
+        let cases: &[(&str, &[&str])] = &[
+            // Cut short by a crash mid-write (the old, fsync-less code).
+            (
+                r#"[{"interface":"eth0","address":"10.0.0.50/24"},{"interface":"eth0","addr"#,
+                &["10.0.0.50/24"],
+            ),
+            // Garbage around good entries; a bad address is dropped.
+            (
+                "\0\0junk{\"interface\":\"eth1\",\"address\":\"10.0.1.5/24\"} {\"interface\":\"eth1\",\"address\":\"not-an-ip\"}]",
+                &["10.0.1.5/24"],
+            ),
+            ("{{{{", &[]),
+            ("\u{1}\u{2}", &[]),
+        ];
+        for (i, (text, want)) in cases.iter().enumerate() {
+            let dir = scratch(&i.to_string());
+            std::fs::write(dir.join(LEDGER_FILE), text).expect("write");
+            let ledger = VipLedger::open(&dir, quiet).expect("recovers");
+            let got: Vec<&str> = ledger
+                .entries()
+                .iter()
+                .map(|e| e.address.as_str())
+                .collect();
+            assert_eq!(&got, want, "{text:?}");
+            assert!(dir.join("vips.json.corrupt").exists());
+            // What was rewritten reads back cleanly.
+            let again = VipLedger::open(&dir, |l| panic!("logged again: {l}")).expect("reopen");
+            assert_eq!(again.entries(), ledger.entries());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn a_good_ledger_round_trips_through_fsynced_saves() {
+        let dir = scratch("good");
+        let mut ledger = VipLedger::open(&dir, quiet).expect("empty");
+        let entry = LedgerEntry {
+            interface: "eth0".into(),
+            address: "10.0.0.9/24".into(),
+        };
+        ledger.record(entry.clone()).expect("record");
+        assert!(!dir.join("vips.json.tmp").exists());
+        let read = VipLedger::open(&dir, |l| panic!("{l}")).expect("read");
+        assert_eq!(read.entries(), [entry]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

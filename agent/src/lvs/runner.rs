@@ -320,7 +320,7 @@ impl Lvs {
         };
         if self.secure
             && let Some(program) = split_command(command).first()
-            && let Some(why) = crate::track::insecure_reason(Path::new(program))
+            && let Some(why) = crate::track::insecure_reason(program)
         {
             return Err(format!("refused by enable_script_security: {why}"));
         }
