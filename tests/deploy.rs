@@ -211,18 +211,17 @@ fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreach
     let out = lab.hactl(&["--templates", broken.to_str().unwrap(), "deploy"], &[]);
     let stderr = text_of(&out.stderr);
     assert!(!out.status.success());
-    // Backups go first: lb02 and lb04 refuse, their masters are not touched.
-    for h in ["lb02", "lb04"] {
+    // The controller parses every rendered file before anything is
+    // uploaded (issue 14): no host is touched.
+    for h in ["lb01", "lb02", "lb03", "lb04"] {
         assert!(
-            stderr.contains(&format!("{h}: hactl-agent check rejected the new config")),
+            stderr.contains(&format!(
+                "{h}: cannot render its files: host `{h}`: the rendered keepalived.conf does not match the plan"
+            )),
             "{stderr}"
         );
     }
     assert!(stderr.contains("not_a_keepalived_keyword"), "{stderr}");
-    assert!(
-        stderr.contains("lb01: not deployed: lb02 of this pair failed first"),
-        "{stderr}"
-    );
     assert_vips_as_planned(&lab);
     let after: Vec<String> = ["lb01", "lb02", "lb03", "lb04"]
         .iter()
@@ -237,12 +236,15 @@ fn a_rejected_config_changes_nothing_an_unhealthy_host_is_rolled_back_an_unreach
     // back, and so is lb02: the pair is left as it was.
     let demoting = lab.dir.join("demoting");
     fs::create_dir_all(&demoting).unwrap();
-    assert!(template.contains("priority {{ inst.priority }}"));
+    // (The plan's priorities are checked before upload, so lb01 loses `www`
+    // by starting as a BACKUP that never preempts.)
+    assert!(template.contains("    state {{ inst.state }}\n"));
     fs::write(
         demoting.join("keepalived.conf.j2"),
         template.replace(
-            "priority {{ inst.priority }}",
-            "priority {{ 1 if host.name == \"lb01\" else inst.priority }}",
+            "    state {{ inst.state }}\n",
+            "    state {{ \"BACKUP\" if host.name == \"lb01\" else inst.state }}\n\
+             {% if host.name == \"lb01\" %}    nopreempt\n{% endif %}",
         ) + "# a harmless change\n",
     )
     .unwrap();
