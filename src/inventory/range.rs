@@ -16,7 +16,14 @@ pub enum RangeError {
     Bounds(String),
     #[error("host range `{0}` has a step that is not a positive number")]
     Step(String),
+    #[error("host range `{0}` names more than {MAX_HOSTS} hosts")]
+    TooMany(String),
 }
+
+/// The most hosts one range pattern may name. Ansible sets no bound; a
+/// pattern such as `h[0:18446744073709551600]` (found by the inventory fuzz
+/// target, issue 14) would otherwise exhaust memory.
+pub const MAX_HOSTS: u64 = 100_000;
 
 /// True when `name` contains a range (`[` ... `:` ... `]`).
 pub fn has_range(name: &str) -> bool {
@@ -76,6 +83,9 @@ pub fn expand(name: &str) -> Result<Vec<String>, RangeError> {
                 (Ok(b), Ok(e)) => (b, e),
                 _ => return Err(RangeError::Bounds(name.to_string())),
             };
+            if e.saturating_sub(b) / step as u64 >= MAX_HOSTS {
+                return Err(RangeError::TooMany(name.to_string()));
+            }
             (b..=e)
                 .step_by(step)
                 .map(|i| format!("{i:0>width$}"))
@@ -85,6 +95,9 @@ pub fn expand(name: &str) -> Result<Vec<String>, RangeError> {
     let mut out = Vec::new();
     for item in items {
         out.extend(expand(&format!("{head}{item}{tail}"))?);
+        if out.len() as u64 > MAX_HOSTS {
+            return Err(RangeError::TooMany(name.to_string()));
+        }
     }
     Ok(out)
 }
@@ -103,6 +116,24 @@ fn letter_index(s: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 14 (found by the inventory fuzz target): a range of 1.8e19
+    /// hosts, or nested ranges multiplying past the bound, are errors, not
+    /// an exhausted memory.
+    #[test]
+    fn huge_ranges_are_refused() {
+        for name in [
+            "zero[:0000000000000000000000000000000000000000018446744073549551600]",
+            "h[0:18446744073709551615]",
+            "h[0:999][0:999]",
+        ] {
+            assert!(
+                matches!(expand(name), Err(RangeError::TooMany(_))),
+                "{name}"
+            );
+        }
+        assert_eq!(expand("h[1:100000]").map(|v| v.len()), Ok(100_000));
+    }
 
     #[test]
     fn ranges_expand_like_ansible() {
