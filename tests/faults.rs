@@ -713,25 +713,13 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     );
 
     // ===== new check scripts wait for the config that goes with them =====
+    // A changed script with a config only the host can refuse (its user
+    // does not exist there; the controller's render check cannot know).
     m.edit_inventory(
         "                  test ! -e /run/hactl/fail-check_web\n",
-        "                  test ! -e /run/hactl/fail-check_web\n                  # v2\n",
+        "                  test ! -e /run/hactl/fail-check_web\n                  # v2\n                user: hactlnosuchuser\n",
     );
-    let broken = m.lab.dir.join("broken");
-    fs::create_dir_all(&broken).unwrap();
-    let template = fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/templates/keepalived.conf.j2"
-    ))
-    .unwrap();
-    fs::write(
-        broken.join("keepalived.conf.j2"),
-        format!("{template}\nnot_a_keepalived_keyword 1\n"),
-    )
-    .unwrap();
-    let out = m
-        .lab
-        .hactl(&["--templates", broken.to_str().unwrap(), "deploy"], &[]);
+    let out = m.lab.hactl(&["deploy"], &[]);
     let stderr = text_of(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -746,6 +734,7 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     );
     let leftovers = m.lab.exec("lb02", "find /etc/hactl -name '*.hactl-*'");
     assert_eq!(leftovers.trim(), "", "files left behind");
+    m.edit_inventory("                user: hactlnosuchuser\n", "");
     let (ok, report, stderr) = m.deploy();
     assert!(ok, "{report} {stderr}");
     let script = fs::read_to_string(m.host_file("lb02", "/etc/hactl/checks/check_web.sh")).unwrap();
