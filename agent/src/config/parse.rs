@@ -299,11 +299,19 @@ const TABLES: &[(&str, &[&str])] = &[
     ("MISC_CHECK", MISC_CHECK),
 ];
 
+/// Diagnostics after which an unknown keyword gets no did-you-mean.
+const GUESSES_UP_TO: usize = 50;
+
 /// The closest keyword of `table`, if it is close enough to be a typo.
 pub fn did_you_mean<'t>(word: &str, table: &[&'t str]) -> Option<&'t str> {
     let limit = (word.len() / 3).clamp(1, 3);
+    let chars = word.chars().count();
     table
         .iter()
+        // The edit distance is at least the difference in length: a
+        // candidate that far off is never computed (a mistyped file has
+        // many unknown words, each looked up in the whole table).
+        .filter(|cand| cand.len().abs_diff(chars) <= limit)
         .map(|cand| (strsim::levenshtein(word, cand), *cand))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
@@ -338,7 +346,12 @@ impl Ctx<'_> {
 
     pub(super) fn unknown(&mut self, node: &Node, block: &str, table: &[&str]) {
         let mut message = format!("unknown keyword '{}' in {block}", node.keyword);
-        if let Some(guess) = did_you_mean(&node.keyword, table) {
+        // A file with more diagnostics than anyone reads gets no more
+        // guesses (each is a search of the table): the count stays cheap.
+        let guess = (self.diags.len() < GUESSES_UP_TO)
+            .then(|| did_you_mean(&node.keyword, table))
+            .flatten();
+        if let Some(guess) = guess {
             message.push_str(&format!("; did you mean '{guess}'?"));
         } else if let Some((home, _)) = TABLES
             .iter()
