@@ -168,6 +168,32 @@ pub(crate) fn demote_on_sigxcpu() -> std::io::Result<()> {
     Ok(())
 }
 
+/// A timerfd that owns its descriptor, for tokio's reactor.
+pub struct Timer(nix::sys::timerfd::TimerFd);
+
+impl std::os::fd::AsRawFd for Timer {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsFd as _;
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl Timer {
+    pub fn get(&self) -> &nix::sys::timerfd::TimerFd {
+        &self.0
+    }
+}
+
+/// Registers `timer` with the current tokio reactor.
+pub fn register_timer(
+    timer: nix::sys::timerfd::TimerFd,
+) -> std::io::Result<tokio::io::unix::AsyncFd<Timer>> {
+    // SAFETY: `Timer` owns the descriptor (it closes when the TimerFd
+    // drops, with the AsyncFd), and `as_raw_fd` always returns that one
+    // descriptor: it stays open and the same for the AsyncFd's lifetime.
+    unsafe { tokio::io::unix::AsyncFd::register(Timer(timer)) }.map_err(|e| e.into_parts().1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

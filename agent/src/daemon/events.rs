@@ -70,6 +70,10 @@ pub struct Daemon {
     /// taking over, then the refreshes.
     garp_due: HashMap<InstanceId, Instant>,
     garp_delayed_sent: Vec<bool>,
+    /// The timer being fired and its deadline: re-armed from there, the
+    /// adverts keep to their grid instead of drifting by each wake-up's
+    /// delay.
+    firing: Option<((InstanceId, Timer), Instant)>,
     /// (socket, VRID) -> the instances that may own an advert.
     by_vrid: HashMap<(usize, u8), Vec<InstanceId>>,
     /// The last master each instance knew, for `master_changes`.
@@ -188,6 +192,7 @@ impl Daemon {
             announcers: HashMap::new(),
             garp_due: HashMap::new(),
             garp_delayed_sent: vec![false; n],
+            firing: None,
             by_vrid: HashMap::new(),
             last_master: vec![None; n],
             checks: BTreeMap::new(),
@@ -425,11 +430,13 @@ impl Daemon {
             .map(|(k, at)| (*k, *at))
             .collect();
         due.sort_by_key(|(k, at)| (*at, *k));
-        for ((id, timer), _) in due {
+        for ((id, timer), at) in due {
             self.timers.remove(&(id, timer));
             let now = self.now();
             let actions = self.router.handle(id, now, Event::TimerFired(timer));
+            self.firing = Some(((id, timer), at));
             self.apply(actions).await;
+            self.firing = None;
         }
         self.flush_outbox();
         let garp: Vec<InstanceId> = self
@@ -516,7 +523,14 @@ impl Daemon {
                 Action::RemoveVips => self.vip_jobs.push_back(VipJob::Remove(id)),
                 Action::SendGratuitous => self.garp_queue.push_back(id),
                 Action::ArmTimer { timer, after } => {
-                    self.timers.insert((id, timer), Instant::now() + after);
+                    let now = Instant::now();
+                    // From the deadline that just fired, unless that is a
+                    // whole period behind (a stall: no catch-up burst).
+                    let base = match self.firing {
+                        Some((key, at)) if key == (id, timer) && now - at < after => at,
+                        _ => now,
+                    };
+                    self.timers.insert((id, timer), base + after);
                 }
                 Action::StopTimer(timer) => {
                     self.timers.remove(&(id, timer));

@@ -8,6 +8,7 @@
 //! Logs go to stderr, one line per event worth an operator's attention,
 //! always one line per state transition: `INSTANCE: FROM -> TO (reason)`.
 
+pub mod clock;
 pub mod events;
 pub mod realtime;
 pub mod supervise;

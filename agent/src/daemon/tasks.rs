@@ -55,6 +55,7 @@ use crate::notify::{self, NotifySender, RunAs, split_command};
 use crate::status;
 use crate::track::{self, TrackUpdate};
 
+use super::clock::PreciseSleep;
 use super::events::{Daemon, Origins, chain};
 use super::realtime;
 use super::vips::{VipDriver, VipLedger};
@@ -391,6 +392,7 @@ pub async fn main(options: &Options, io: &Handle) -> Result<(), DaemonError> {
     realtime::enter_vrrp_thread("protocol loop");
     log(&realtime::describe(&policy));
     let mut demotion_logged = false;
+    let clock = PreciseSleep::new();
 
     loop {
         if !demotion_logged && realtime::demoted() {
@@ -402,7 +404,7 @@ pub async fn main(options: &Options, io: &Handle) -> Result<(), DaemonError> {
             // Timers first (a flood of packets must not delay an advert),
             // then packets, requests and signals; address work last.
             biased;
-            () = sleep_until(deadline), if deadline.is_some() => world.daemon.fire_due().await,
+            () = sleep_until(&clock, deadline), if deadline.is_some() => world.daemon.fire_due().await,
             Some((generation, input)) = input_rx.recv() => {
                 if generation != world.generation {
                     continue;
@@ -507,9 +509,9 @@ async fn control(daemon: &mut Daemon, request: status::ControlRequest) -> status
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+async fn sleep_until(clock: &PreciseSleep, deadline: Option<tokio::time::Instant>) {
     match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => clock.until(at).await,
         None => std::future::pending().await,
     }
 }
