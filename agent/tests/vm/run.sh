@@ -35,7 +35,7 @@ case "$init" in
     systemd)
         "$here/prepare-systemd.sh" "$cache"
         layers=("$cache/base.cpio" "$cache/systemd.cpio")
-        boot='rdinit=/init-systemd systemd.show_status=0 systemd.log_level=warning systemd.log_target=console'
+        boot='rdinit=/init-systemd systemd.show_status=0 systemd.log_level=warning'
         ;;
     *) echo "vm: unknown HACTL_VM_INIT=$init" >&2; exit 1 ;;
 esac
