@@ -422,12 +422,15 @@ fn rr_threads(pid: u32) -> Vec<String> {
     rr
 }
 
-/// The VRRP threads start under SCHED_RR: CAP_SYS_NICE is granted.
+/// The VRRP threads start under SCHED_RR: CAP_SYS_NICE is granted. They
+/// are the protocol loop (the main thread, named as the binary) and the
+/// receive thread of eth0 (agent/src/daemon/tasks.rs).
 #[track_caller]
 fn check_rr(pid: u32) {
-    let rr = wait_for("a SCHED_RR thread in the agent", DEADLINE, || {
+    let want = ["hactl-agent", "vrrp-recv-eth0"];
+    let rr = wait_for(&format!("{want:?} under SCHED_RR"), DEADLINE, || {
         let rr = rr_threads(pid);
-        (!rr.is_empty()).then_some(rr)
+        want.iter().all(|w| rr.iter().any(|t| t == w)).then_some(rr)
     });
     println!("  scheduling: SCHED_RR 10 on threads {rr:?}");
 }
