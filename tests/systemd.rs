@@ -492,7 +492,7 @@ fn test() {
     );
     run("/usr/sbin/ip", &["link", "set", IFACE, "up"]);
 
-    // Deploy's layout (src/layout.rs) and its steps: binary, config, unit,
+    // Deploy's layout (src/remote_layout.rs) and its steps: binary, config, unit,
     // daemon-reload, start.
     fs::create_dir_all("/usr/local/lib/hactl").unwrap();
     fs::create_dir_all("/etc/hactl").unwrap();
