@@ -988,7 +988,7 @@ mod tests {
         let lines: Vec<&str> = unit.content.lines().collect();
         assert!(
             lines.contains(
-                &"ExecStopPost=/usr/local/lib/hactl/hactl-agent cleanup --state-dir /var/lib/hactl"
+                &"ExecStopPost=+/usr/local/lib/hactl/hactl-agent cleanup --state-dir /var/lib/hactl"
             ),
             "{}",
             unit.content

@@ -10,6 +10,9 @@
 # info stripped), hactl-agent as /payload/hactl-agent (HACTL_VM_AGENT),
 # and the environment variables HACTL_*, RUST_BACKTRACE and RUST_LOG.
 # The working directory inside is the caller's (an empty directory).
+# HACTL_VM_FILES: a directory copied to /payload/files. HACTL_VM_INIT=systemd:
+# systemd is PID 1 (the layer of prepare-systemd.sh appended), and the
+# program runs as its unit hactl-vm-test.service.
 #
 # Exit 125 without booting when qemu cannot run at all (the caller prints
 # that the tests were skipped and why).
@@ -26,6 +29,16 @@ if ! command -v qemu-system-x86_64 >/dev/null 2>&1; then
     exit 125
 fi
 "$here/prepare.sh" "$cache"
+init=${HACTL_VM_INIT:-}
+case "$init" in
+    "") layers=("$cache/base.cpio"); boot='rdinit=/init' ;;
+    systemd)
+        "$here/prepare-systemd.sh" "$cache"
+        layers=("$cache/base.cpio" "$cache/systemd.cpio")
+        boot='rdinit=/init-systemd systemd.show_status=0 systemd.log_level=warning'
+        ;;
+    *) echo "vm: unknown HACTL_VM_INIT=$init" >&2; exit 1 ;;
+esac
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/hactl-vm.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -42,6 +55,9 @@ strip_copy "$prog" /payload/prog
 agent="$(dirname "$prog")/../hactl-agent"
 if [ -x "$agent" ]; then
     strip_copy "$(readlink -f "$agent")" /payload/hactl-agent
+fi
+if [ -n "${HACTL_VM_FILES:-}" ]; then
+    cp -a "$HACTL_VM_FILES" "$payload/payload/files"
 fi
 # Libraries the program needs beyond what the base has.
 base_list="$work/base.list"
@@ -67,7 +83,7 @@ quote() { printf "'%s' " "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
 } > "$payload/payload/cmd"
 chmod 0755 "$payload/payload/cmd"
 (cd "$payload" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet) > "$work/payload.cpio"
-cat "$cache/base.cpio" "$work/payload.cpio" > "$work/initrd"
+cat "${layers[@]}" "$work/payload.cpio" > "$work/initrd"
 
 log="$work/console"
 # -m: the initramfs (tens of MB) lives in guest RAM besides the tests.
@@ -76,7 +92,7 @@ timeout "${HACTL_VM_TIMEOUT:-600}" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -m "${HACTL_VM_MEMORY:-1024}" -smp "${HACTL_VM_CPUS:-2}" \
     -nodefaults -no-user-config -display none -serial stdio -nic none -no-reboot \
     -kernel "$cache/vmlinux" -initrd "$work/initrd" \
-    -append 'console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init mitigations=off cryptomgr.notests' \
+    -append "console=ttyS0 quiet loglevel=3 panic=-1 $boot mitigations=off cryptomgr.notests" \
     < /dev/null | sed -u 's/\r$//' | tee "$log" | grep --line-buffered -v '^HACTL_VM_EXIT=\|reboot: Power down'
 qemu=${PIPESTATUS[0]}
 set -e
