@@ -150,6 +150,16 @@ extern "C" fn on_sigxcpu(_: libc::c_int) {
     RT_DEMOTED.store(true, Ordering::SeqCst);
 }
 
+/// The registered real-time threads (for [`demote_on_sigxcpu`]'s undo).
+pub(crate) fn rt_threads() -> Vec<libc::pid_t> {
+    use std::sync::atomic::Ordering;
+    RT_THREADS
+        .iter()
+        .map(|slot| slot.load(Ordering::SeqCst))
+        .filter(|tid| *tid != 0)
+        .collect()
+}
+
 /// SIGXCPU (RLIMIT_RTTIME reached: a real-time thread ran without
 /// blocking for too long) returns every registered thread to SCHED_OTHER
 /// instead of killing the daemon.

@@ -303,6 +303,71 @@ fn fast_adverts_survive_busy_cores_without_a_transition() {
     assert!(got >= 2_500, "the backup heard {got} adverts in {span:?}");
 }
 
+/// The policy of every thread of `pid` named like a VRRP thread (the
+/// protocol loop is the main thread), from /proc: 2 is SCHED_RR.
+fn vrrp_thread_policies(pid: i32) -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let name = name.trim().to_owned();
+        let main = task.file_name().to_string_lossy() == pid.to_string();
+        if !(main || name.starts_with("vrrp-recv")) {
+            continue;
+        }
+        // Field 41 of stat (after the parenthesised name) is the policy.
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        let policy = after
+            .split_whitespace()
+            .nth(41 - 3)
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(u32::MAX);
+        out.push((name, policy));
+    }
+    out
+}
+
+/// SIGXCPU (what RLIMIT_RTTIME raises) returns the VRRP threads to
+/// SCHED_OTHER at once, and 30 s later they are SCHED_RR again: one
+/// overrun does not cost real-time for good.
+#[test]
+fn a_sigxcpu_demotes_the_vrrp_threads_for_a_while_only() {
+    require_root();
+    let _one = serial();
+    let segment = Segment::new(2);
+    let mut a = Node::new(segment.host(0), Kind::Agent, &single(150, "0.1"));
+    a.start();
+    a.wait_all("MASTER", DEADLINE);
+    let pid = a.pid().as_raw();
+    let all_rr = |p: &[(String, u32)]| p.len() >= 2 && p.iter().all(|(_, pol)| *pol == 2);
+    wait_until(DEADLINE, "the VRRP threads under SCHED_RR", || {
+        all_rr(&vrrp_thread_policies(pid))
+    });
+    nix::sys::signal::kill(a.pid(), Signal::SIGXCPU).expect("SIGXCPU");
+    wait_until(DEADLINE, "the VRRP threads under SCHED_OTHER", || {
+        vrrp_thread_policies(pid).iter().all(|(_, pol)| *pol == 0)
+    });
+    wait_until(DEADLINE, "the demotion logged", || {
+        a.log().contains("SCHED_OTHER for 30 s")
+    });
+    // Still the master throughout, and back under SCHED_RR after the hold.
+    wait_until(
+        Duration::from_secs(45),
+        "the VRRP threads SCHED_RR again",
+        || all_rr(&vrrp_thread_policies(pid)),
+    );
+    assert!(
+        a.log().contains("the VRRP threads are SCHED_RR 10 again"),
+        "{}",
+        a.log()
+    );
+    assert!(a.holds("eth0", vip()), "the master kept its VIP");
+}
+
 // ===== email =====
 
 /// A minimal SMTP server: accepts connections, answers every step, keeps

@@ -104,9 +104,44 @@ pub fn enter_vrrp_thread(what: &str) {
     }
 }
 
-/// Logged once if SIGXCPU demoted the VRRP threads.
+/// Set when SIGXCPU demoted the VRRP threads (until [`restore`]).
 pub fn demoted() -> bool {
     sys::RT_DEMOTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// How long the VRRP threads stay SCHED_OTHER after a SIGXCPU before they
+/// return to the policy: one overrun (a stalled virtual machine counts
+/// its stolen ticks against the thread) must not cost real-time for good.
+pub const DEMOTION_HOLD: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// After a demotion: the VRRP threads under the policy again, the soft
+/// RLIMIT_RTTIME back to its value (the kernel raises it by a second at
+/// each SIGXCPU). Returns what to log.
+pub fn restore() -> Option<String> {
+    let policy = POLICY.get()?;
+    let priority = policy.rt_priority?;
+    if let Err(e) = sys::limit_rttime(policy.rttime_us) {
+        return Some(format!("vrrp_rlimit_rttime: {e}"));
+    }
+    let mut failed = Vec::new();
+    let threads = sys::rt_threads();
+    for tid in &threads {
+        if let Err(e) = sys::set_round_robin(*tid, priority) {
+            failed.push(format!("thread {tid}: {e}"));
+        }
+    }
+    sys::RT_DEMOTED.store(false, std::sync::atomic::Ordering::SeqCst);
+    Some(if failed.is_empty() {
+        format!(
+            "the VRRP threads are SCHED_RR {priority} again ({} thread(s))",
+            threads.len()
+        )
+    } else {
+        format!(
+            "cannot return the VRRP threads to SCHED_RR {priority}: {}",
+            failed.join("; ")
+        )
+    })
 }
 
 /// One line saying how the VRRP threads run.

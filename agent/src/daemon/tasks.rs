@@ -391,13 +391,22 @@ pub async fn main(options: &Options, io: &Handle) -> Result<(), DaemonError> {
     // work, leftovers and netlink, ran before).
     realtime::enter_vrrp_thread("protocol loop");
     log(&realtime::describe(&policy));
-    let mut demotion_logged = false;
+    let mut demoted_at: Option<tokio::time::Instant> = None;
     let clock = PreciseSleep::new();
 
     loop {
-        if !demotion_logged && realtime::demoted() {
-            log("RLIMIT_RTTIME reached (SIGXCPU): the VRRP threads are SCHED_OTHER from now on");
-            demotion_logged = true;
+        if demoted_at.is_none() && realtime::demoted() {
+            log(&format!(
+                "RLIMIT_RTTIME reached (SIGXCPU): the VRRP threads are SCHED_OTHER for {} s",
+                realtime::DEMOTION_HOLD.as_secs()
+            ));
+            demoted_at = Some(tokio::time::Instant::now());
+        }
+        if demoted_at.is_some_and(|at| at.elapsed() >= realtime::DEMOTION_HOLD) {
+            if let Some(line) = realtime::restore() {
+                log(&line);
+            }
+            demoted_at = None;
         }
         let deadline = world.daemon.next_deadline();
         tokio::select! {
