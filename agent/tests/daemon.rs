@@ -281,6 +281,17 @@ fn assert_master_and_backup(master: &Agent, backup: &Agent) {
     );
 }
 
+/// The usual pair, started and settled: `a` master at priority 150, `b`
+/// backup at 100.
+fn started_pair(segment: &Segment) -> (Agent<'_>, Agent<'_>) {
+    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
+    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
+    a.start();
+    b.start();
+    assert_master_and_backup(&a, &b);
+    (a, b)
+}
+
 // ===== tests =====
 
 /// Issue 4: the master holds the VIP, the backup does not; SIGTERM hands
@@ -290,11 +301,7 @@ fn assert_master_and_backup(master: &Agent, backup: &Agent) {
 fn failover_on_sigterm_and_link_down_then_preempt_back() {
     require_root();
     let segment = Segment::new(2);
-    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
-    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
-    a.start();
-    b.start();
-    assert_master_and_backup(&a, &b);
+    let (mut a, b) = started_pair(&segment);
 
     // Graceful: priority 0 advert, the backup waits Skew_Time only.
     let skew = skew_time(Version::V3, 100, ADVERT);
@@ -382,6 +389,53 @@ fn nopreempt_keeps_the_vip_on_the_current_master() {
     });
 }
 
+/// Issue 13: a backup that was not running for longer than
+/// Master_Down_Interval (SIGSTOP here; a VM's host descheduling it, in
+/// production) finds its master's adverts waiting in the socket when it
+/// runs again, and stays backup: its overdue Master_Down timer waits
+/// `MASTER_DOWN_CONFIRM` for them instead of taking over at once. The same
+/// when master and backup were stopped together and resume at once.
+#[test]
+fn a_backup_resumed_after_a_stall_reads_its_masters_adverts_first() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    require_root();
+    let segment = Segment::new(2);
+    let (a, b) = started_pair(&segment);
+    let before = b.instance().counters.transitions;
+    let pid = Pid::from_raw(b.process.as_ref().expect("b runs").pid() as i32);
+    let mdi = master_down_interval(Version::V3, 100, ADVERT);
+    let master = Pid::from_raw(a.process.as_ref().expect("a runs").pid() as i32);
+    // The backup alone, then both (the whole machine stalled: the master's
+    // advert and the backup's timer fall due together; the backup resumes
+    // first).
+    for round in 0..6 {
+        let stopped: &[Pid] = if round % 2 == 0 {
+            &[pid]
+        } else {
+            &[master, pid]
+        };
+        for &p in stopped {
+            kill(p, Signal::SIGSTOP).expect("SIGSTOP");
+        }
+        // The fault itself lasts this long: no condition to poll.
+        std::thread::sleep(mdi * 2);
+        for &p in stopped.iter().rev() {
+            kill(p, Signal::SIGCONT).expect("SIGCONT");
+        }
+        holds_for(ADVERT * 3, "the resumed backup staying backup", || {
+            !b.has_vip() && a.has_vip()
+        });
+        let i = b.instance();
+        assert_eq!(
+            (i.state.as_str(), i.counters.transitions),
+            ("BACKUP", before),
+            "round {round}: the backup took over after the stall: {:?}",
+            i.transitions
+        );
+    }
+}
+
 /// Issue 4: SIGKILL the master, the backup takes over, the old master
 /// restarts: the VIP it left behind is removed before its first election.
 /// `hactl-agent cleanup` does the same by hand.
@@ -389,11 +443,7 @@ fn nopreempt_keeps_the_vip_on_the_current_master() {
 fn killed_master_leaves_no_stale_vip_after_restart() {
     require_root();
     let segment = Segment::new(2);
-    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
-    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
-    a.start();
-    b.start();
-    assert_master_and_backup(&a, &b);
+    let (mut a, b) = started_pair(&segment);
 
     a.stop(nix::sys::signal::Signal::SIGKILL);
     b.wait_state("MASTER");
@@ -1039,11 +1089,7 @@ fn preempt_delay_is_honoured() {
 fn sighup_reloads_a_changed_config() {
     require_root();
     let segment = Segment::new(2);
-    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
-    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
-    a.start();
-    b.start();
-    assert_master_and_backup(&a, &b);
+    let (a, b) = started_pair(&segment);
     let before = b.instance().transitions;
     let before_received = b.instance().counters.adverts_received;
 
@@ -1566,11 +1612,7 @@ fn bench_takeover() {
 fn takeover_moves_the_vip_at_once_and_release_moves_it_back() {
     require_root();
     let segment = Segment::new(2);
-    let mut a = Agent::new(segment.host(0), 0, &InstanceConf::v3(150));
-    let mut b = Agent::new(segment.host(1), 1, &InstanceConf::v3(100));
-    a.start();
-    b.start();
-    assert_master_and_backup(&a, &b);
+    let (a, b) = started_pair(&segment);
 
     let control = |agent: &Agent, verb: &str, instance: &str| {
         let out = Command::new(AGENT)

@@ -37,6 +37,15 @@ const HISTORY: usize = 64;
 /// VIP jobs done in one go between timers and packets (one ledger write).
 const VIP_BATCH: usize = 32;
 
+/// How long a Master_Down timer that fired waits before it counts: the
+/// time for a master's advert already on its way to be read. After this
+/// host (or the whole machine, in a VM) was not running for longer than
+/// Master_Down_Interval, the timer and the master's next advert fall due
+/// at the same instant; the advert, queued in the socket or sent by a
+/// master stalled with us, arrives within this and the backup stays one.
+/// A dead master costs this much more takeover time, no more.
+pub const MASTER_DOWN_CONFIRM: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// Address work queued by a transition, done between protocol inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VipJob {
@@ -74,6 +83,9 @@ pub struct Daemon {
     /// adverts keep to their grid instead of drifting by each wake-up's
     /// delay.
     firing: Option<((InstanceId, Timer), Instant)>,
+    /// Instances whose Master_Down timer fired and waits for
+    /// [`MASTER_DOWN_CONFIRM`]; any re-arm (an advert heard) clears it.
+    confirming: Vec<bool>,
     /// (socket, VRID) -> the instances that may own an advert.
     by_vrid: HashMap<(usize, u8), Vec<InstanceId>>,
     /// The last master each instance knew, for `master_changes`.
@@ -193,6 +205,7 @@ impl Daemon {
             garp_due: HashMap::new(),
             garp_delayed_sent: vec![false; n],
             firing: None,
+            confirming: vec![false; n],
             by_vrid: HashMap::new(),
             last_master: vec![None; n],
             checks: BTreeMap::new(),
@@ -432,6 +445,13 @@ impl Daemon {
         due.sort_by_key(|(k, at)| (*at, *k));
         for ((id, timer), at) in due {
             self.timers.remove(&(id, timer));
+            if timer == Timer::MasterDown && !std::mem::take(&mut self.confirming[id]) {
+                // Adverts already received are read before it counts.
+                self.confirming[id] = true;
+                self.timers
+                    .insert((id, timer), Instant::now() + MASTER_DOWN_CONFIRM);
+                continue;
+            }
             let now = self.now();
             let actions = self.router.handle(id, now, Event::TimerFired(timer));
             self.firing = Some(((id, timer), at));
@@ -523,6 +543,9 @@ impl Daemon {
                 Action::RemoveVips => self.vip_jobs.push_back(VipJob::Remove(id)),
                 Action::SendGratuitous => self.garp_queue.push_back(id),
                 Action::ArmTimer { timer, after } => {
+                    if timer == Timer::MasterDown {
+                        self.confirming[id] = false;
+                    }
                     let now = Instant::now();
                     // From the deadline that just fired, unless that is a
                     // whole period behind (a stall: no catch-up burst).
@@ -533,6 +556,9 @@ impl Daemon {
                     self.timers.insert((id, timer), base + after);
                 }
                 Action::StopTimer(timer) => {
+                    if timer == Timer::MasterDown {
+                        self.confirming[id] = false;
+                    }
                     self.timers.remove(&(id, timer));
                 }
                 Action::PriorityChanged { from, to } => {
