@@ -22,6 +22,7 @@ pub mod facts;
 pub mod fuzz;
 pub mod inventory;
 pub mod lab;
+pub mod lockfile;
 pub mod observe;
 pub mod operations;
 pub mod output;

@@ -1,18 +1,11 @@
-//! The lock that keeps cron runs of the audit from overlapping: an
-//! exclusive, non-blocking `flock` on a lock file, held until the
-//! [`AuditLock`] is dropped (or the process dies: the kernel releases it,
-//! so a killed run never leaves a stale lock). The holder's PID is written
-//! into the file so a refused run can name it.
+//! The lock that keeps cron runs of the audit from overlapping: a
+//! [`crate::lockfile`] held until the [`AuditLock`] is dropped (or the
+//! process dies).
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, flock};
-
-/// The lock file used when `--lock` is not given and /run is writable.
-pub const DEFAULT_LOCK: &str = "/run/hactl-audit.lock";
+use crate::lockfile::{self, Taken};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -35,48 +28,26 @@ pub struct AuditLock {
 /// The default lock path: /run when this user may write there, else the
 /// temporary directory with the user id in the name.
 pub fn default_path() -> PathBuf {
-    let run = Path::new("/run");
-    if rustix::fs::access(run, rustix::fs::Access::WRITE_OK).is_ok() {
-        PathBuf::from(DEFAULT_LOCK)
-    } else {
-        std::env::temp_dir().join(format!(
-            "hactl-audit-{}.lock",
-            rustix::process::getuid().as_raw()
-        ))
-    }
+    lockfile::runtime_path(
+        "hactl-audit.lock",
+        &format!("hactl-audit-{}.lock", lockfile::uid()),
+    )
 }
 
 impl AuditLock {
     /// Takes the lock or says who holds it; never waits.
     pub fn acquire(path: &Path) -> Result<AuditLock, LockError> {
-        let open_error = |source| LockError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(path)
-            .map_err(open_error)?;
-        if let Err(errno) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            if errno == rustix::io::Errno::WOULDBLOCK {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Held {
-                    path: path.to_path_buf(),
-                    holder: text.trim().parse().ok(),
-                });
-            }
-            return Err(open_error(errno.into()));
+        match lockfile::try_lock(path) {
+            Ok(Taken::Locked(file)) => Ok(AuditLock { _file: file }),
+            Ok(Taken::Held(holder)) => Err(LockError::Held {
+                path: path.to_path_buf(),
+                holder,
+            }),
+            Err(source) => Err(LockError::Open {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
-        // The PID is a courtesy for the refused run's message.
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(AuditLock { _file: file })
     }
 }
 

@@ -10,13 +10,10 @@
 //! closes (deploy done, or its process gone) the remote end reads end of
 //! file and lets go.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{FlockOperation, flock};
-
+use crate::lockfile::{self, Taken};
 use crate::remote_layout as layout;
 use crate::ssh::{CommandInput, CommandLines, HostSession, RemoteCommand, script_argv};
 
@@ -27,12 +24,7 @@ pub fn controller_path(inventory: &Path) -> PathBuf {
     let canonical = std::fs::canonicalize(inventory).unwrap_or_else(|_| inventory.to_path_buf());
     let digest = crate::operations::sha256_hex(canonical.to_string_lossy().as_bytes());
     let name = format!("hactl-deploy-{}.lock", &digest[..16]);
-    let run = Path::new("/run");
-    if rustix::fs::access(run, rustix::fs::Access::WRITE_OK).is_ok() {
-        run.join(name)
-    } else {
-        std::env::temp_dir().join(format!("{}-{name}", rustix::process::getuid().as_raw()))
-    }
+    lockfile::runtime_path(&name, &format!("{}-{name}", lockfile::uid()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,35 +89,18 @@ impl ControllerLock {
     }
 
     fn try_once(inventory: &Path, path: &Path) -> Result<File, LockError> {
-        let path = path.to_path_buf();
-        let open_error = |source| LockError::Open {
-            path: path.clone(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .open(&path)
-            .map_err(open_error)?;
-        if let Err(errno) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
-            if errno == rustix::io::Errno::WOULDBLOCK {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(LockError::Held {
-                    inventory: inventory.display().to_string(),
-                    path: path.clone(),
-                    holder: text.trim().parse().ok(),
-                });
-            }
-            return Err(open_error(errno.into()));
+        match lockfile::try_lock(path) {
+            Ok(Taken::Locked(file)) => Ok(file),
+            Ok(Taken::Held(holder)) => Err(LockError::Held {
+                inventory: inventory.display().to_string(),
+                path: path.to_path_buf(),
+                holder,
+            }),
+            Err(source) => Err(LockError::Open {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = writeln!(file, "{}", std::process::id());
-        Ok(file)
     }
 }
 

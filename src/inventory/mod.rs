@@ -16,7 +16,7 @@ pub mod range;
 pub mod vars;
 pub mod yaml;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 pub use vars::{Var, VarMap};
@@ -112,6 +112,9 @@ pub struct Inventory {
     group_index: HashMap<String, usize>,
     hosts: Vec<Host>,
     host_index: HashMap<String, usize>,
+    /// (group, host) of every direct membership: a range of thousands of
+    /// hosts is read in linear time, not quadratic.
+    members: HashSet<(usize, usize)>,
 }
 
 // ===== impl Inventory =====
@@ -168,6 +171,7 @@ impl Inventory {
             group_index: HashMap::new(),
             hosts: Vec::new(),
             host_index: HashMap::new(),
+            members: HashSet::new(),
         };
         inv.add_group("all", None);
         inv.add_group("ungrouped", None);
@@ -325,20 +329,24 @@ impl Inventory {
     }
 
     fn add_host(&mut self, name: &str, group: &str, origin: &Origin) {
-        if !self.host_index.contains_key(name) {
-            self.host_index.insert(name.to_string(), self.hosts.len());
-            self.hosts.push(Host {
-                name: name.to_string(),
-                origin: origin.clone(),
-                vars: VarMap::new(),
-                file_vars: VarMap::new(),
-            });
-        }
+        let h = match self.host_index.get(name) {
+            Some(&h) => h,
+            None => {
+                self.host_index.insert(name.to_string(), self.hosts.len());
+                self.hosts.push(Host {
+                    name: name.to_string(),
+                    origin: origin.clone(),
+                    vars: VarMap::new(),
+                    file_vars: VarMap::new(),
+                });
+                self.hosts.len() - 1
+            }
+        };
         if group != "all"
-            && let Some(g) = self.group_mut(group)
-            && !g.hosts.iter().any(|h| h == name)
+            && let Some(&g) = self.group_index.get(group)
+            && self.members.insert((g, h))
         {
-            g.hosts.push(name.to_string());
+            self.groups[g].hosts.push(name.to_string());
         }
     }
 
@@ -465,22 +473,30 @@ impl Inventory {
         for g in orphans {
             self.add_child("all", &g, origin)?;
         }
-        let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
-        for host in names {
-            let direct = self
-                .groups
+        if let Some(&u) = self.group_index.get("ungrouped") {
+            let grouped: HashSet<usize> = self
+                .members
                 .iter()
-                .filter(|g| g.hosts.contains(&host) && g.name != "ungrouped")
-                .count();
-            if let Some(u) = self.group_mut("ungrouped") {
-                if direct == 0 {
-                    if !u.hosts.contains(&host) {
-                        u.hosts.push(host);
-                    }
-                } else {
-                    u.hosts.retain(|h| *h != host);
-                }
-            }
+                .filter(|(g, _)| *g != u)
+                .map(|(_, h)| *h)
+                .collect();
+            // Ungrouped keeps its order; a host in no other group joins it.
+            let mut ungrouped: Vec<usize> = self.groups[u]
+                .hosts
+                .iter()
+                .map(|name| self.host_index[name])
+                .filter(|h| !grouped.contains(h))
+                .collect();
+            let kept: HashSet<usize> = ungrouped.iter().copied().collect();
+            ungrouped.extend(
+                (0..self.hosts.len()).filter(|h| !grouped.contains(h) && !kept.contains(h)),
+            );
+            self.members.retain(|(g, _)| *g != u);
+            self.members.extend(ungrouped.iter().map(|&h| (u, h)));
+            self.groups[u].hosts = ungrouped
+                .into_iter()
+                .map(|h| self.hosts[h].name.clone())
+                .collect();
         }
         let mut depths: BTreeMap<String, usize> = BTreeMap::new();
         for i in 0..self.groups.len() {

@@ -37,6 +37,13 @@ const HISTORY: usize = 64;
 /// VIP jobs done in one go between timers and packets (one ledger write).
 const VIP_BATCH: usize = 32;
 
+/// An advert may leave this fraction of its interval early, with the
+/// adverts of a timer that woke the loop: hundreds of masters then share
+/// a few wakeups per interval instead of one each. The grid stays where it
+/// was (the next one is armed from the deadline, not from the wake-up), and
+/// backups allow three intervals.
+const ADVER_SLACK: u32 = 64;
+
 /// How long a Master_Down timer that fired waits before it counts: the
 /// time for a master's advert already on its way to be read. After this
 /// host (or the whole machine, in a VM) was not running for longer than
@@ -86,6 +93,9 @@ pub struct Daemon {
     /// Instances whose Master_Down timer fired and waits for
     /// [`MASTER_DOWN_CONFIRM`]; any re-arm (an advert heard) clears it.
     confirming: Vec<bool>,
+    /// How early each master's advert may leave to share a wakeup (and a
+    /// sendmmsg) with another's: 1/64 of its interval, see [`ADVER_SLACK`].
+    adver_slack: Vec<std::time::Duration>,
     /// (socket, VRID) -> the instances that may own an advert.
     by_vrid: HashMap<(usize, u8), Vec<InstanceId>>,
     /// The last master each instance knew, for `master_changes`.
@@ -206,6 +216,7 @@ impl Daemon {
             garp_delayed_sent: vec![false; n],
             firing: None,
             confirming: vec![false; n],
+            adver_slack: vec![std::time::Duration::ZERO; n],
             by_vrid: HashMap::new(),
             last_master: vec![None; n],
             checks: BTreeMap::new(),
@@ -433,13 +444,16 @@ impl Daemon {
             .copied()
     }
 
-    /// Fires every timer that is due.
+    /// Fires every timer that is due, and the adverts due within their
+    /// slack.
     pub async fn fire_due(&mut self) {
         let now = Instant::now();
         let mut due: Vec<((InstanceId, Timer), Instant)> = self
             .timers
             .iter()
-            .filter(|(_, at)| **at <= now)
+            .filter(|((id, timer), at)| {
+                **at <= now || (*timer == Timer::Adver && **at <= now + self.adver_slack[*id])
+            })
             .map(|(k, at)| (*k, *at))
             .collect();
         due.sort_by_key(|(k, at)| (*at, *k));
@@ -543,8 +557,9 @@ impl Daemon {
                 Action::RemoveVips => self.vip_jobs.push_back(VipJob::Remove(id)),
                 Action::SendGratuitous => self.garp_queue.push_back(id),
                 Action::ArmTimer { timer, after } => {
-                    if timer == Timer::MasterDown {
-                        self.confirming[id] = false;
+                    match timer {
+                        Timer::MasterDown => self.confirming[id] = false,
+                        Timer::Adver => self.adver_slack[id] = after / ADVER_SLACK,
                     }
                     let now = Instant::now();
                     // From the deadline that just fired, unless that is a
