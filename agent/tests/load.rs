@@ -932,7 +932,7 @@ fn bench_200_instances_cpu_and_memory() {
         let used = cpu(&a) - c0;
         let pct = 100.0 * used / t0.elapsed().as_secs_f64();
         rows.push(format!(
-            "| {} | {pct:.2} % | {:.1} MB | {:.1} MB | {} |",
+            "| {} | {pct:.2} % | {:.2} MB | {:.2} MB | {} |",
             kind.name(),
             rss(&a) as f64 / 1e6,
             rss(&b) as f64 / 1e6,

@@ -158,6 +158,7 @@ impl Drop for IoThread {
 /// Runs the daemon until SIGTERM or SIGINT: the protocol loop on this
 /// thread, the rest on the I/O thread.
 pub fn run(options: &Options) -> Result<(), DaemonError> {
+    crate::sys::one_malloc_arena();
     let io = IoThread::start()?;
     let result = runtime()?.block_on(tasks::main(options, &io.handle));
     drop(io);
