@@ -243,12 +243,18 @@ impl Inventory {
     /// `all` included.
     pub fn host_groups(&self, host: &str) -> Vec<&Group> {
         let mut names: Vec<&str> = Vec::new();
-        let mut todo: Vec<&str> = self
-            .groups
-            .iter()
-            .filter(|g| g.hosts.iter().any(|h| h == host))
-            .map(|g| g.name.as_str())
-            .collect();
+        // Direct memberships from the set: a scan of every group's host
+        // list here made planning a pair of thousands of hosts quadratic.
+        let mut todo: Vec<&str> = match self.host_index.get(host) {
+            Some(&h) => self
+                .groups
+                .iter()
+                .enumerate()
+                .filter(|(g, _)| self.members.contains(&(*g, h)))
+                .map(|(_, g)| g.name.as_str())
+                .collect(),
+            None => Vec::new(),
+        };
         while let Some(n) = todo.pop() {
             if names.contains(&n) {
                 continue;
