@@ -493,9 +493,10 @@ impl Inventory {
                 .map(|name| self.host_index[name])
                 .filter(|h| !grouped.contains(h))
                 .collect();
-            let kept: HashSet<usize> = ungrouped.iter().copied().collect();
+            let members = &self.members;
             ungrouped.extend(
-                (0..self.hosts.len()).filter(|h| !grouped.contains(h) && !kept.contains(h)),
+                (0..self.hosts.len())
+                    .filter(|h| !grouped.contains(h) && !members.contains(&(u, *h))),
             );
             self.members.retain(|(g, _)| *g != u);
             self.members.extend(ungrouped.iter().map(|&h| (u, h)));

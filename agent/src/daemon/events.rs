@@ -93,9 +93,6 @@ pub struct Daemon {
     /// Instances whose Master_Down timer fired and waits for
     /// [`MASTER_DOWN_CONFIRM`]; any re-arm (an advert heard) clears it.
     confirming: Vec<bool>,
-    /// How early each master's advert may leave to share a wakeup (and a
-    /// sendmmsg) with another's: 1/64 of its interval, see [`ADVER_SLACK`].
-    adver_slack: Vec<std::time::Duration>,
     /// (socket, VRID) -> the instances that may own an advert.
     by_vrid: HashMap<(usize, u8), Vec<InstanceId>>,
     /// The last master each instance knew, for `master_changes`.
@@ -216,7 +213,6 @@ impl Daemon {
             garp_delayed_sent: vec![false; n],
             firing: None,
             confirming: vec![false; n],
-            adver_slack: vec![std::time::Duration::ZERO; n],
             by_vrid: HashMap::new(),
             last_master: vec![None; n],
             checks: BTreeMap::new(),
@@ -448,11 +444,14 @@ impl Daemon {
     /// slack.
     pub async fn fire_due(&mut self) {
         let now = Instant::now();
+        let instances = self.router.instances();
         let mut due: Vec<((InstanceId, Timer), Instant)> = self
             .timers
             .iter()
             .filter(|((id, timer), at)| {
-                **at <= now || (*timer == Timer::Adver && **at <= now + self.adver_slack[*id])
+                **at <= now
+                    || (*timer == Timer::Adver
+                        && **at <= now + instances[*id].params().advert_interval / ADVER_SLACK)
             })
             .map(|(k, at)| (*k, *at))
             .collect();
@@ -557,9 +556,8 @@ impl Daemon {
                 Action::RemoveVips => self.vip_jobs.push_back(VipJob::Remove(id)),
                 Action::SendGratuitous => self.garp_queue.push_back(id),
                 Action::ArmTimer { timer, after } => {
-                    match timer {
-                        Timer::MasterDown => self.confirming[id] = false,
-                        Timer::Adver => self.adver_slack[id] = after / ADVER_SLACK,
+                    if timer == Timer::MasterDown {
+                        self.confirming[id] = false;
                     }
                     let now = Instant::now();
                     // From the deadline that just fired, unless that is a
