@@ -440,6 +440,15 @@ impl Daemon {
             .copied()
     }
 
+    /// Whether a Master_Down timer that waited [`MASTER_DOWN_CONFIRM`] is
+    /// due: it counts only after the adverts already queued are read.
+    pub fn confirmed_master_down_due(&self) -> bool {
+        let now = Instant::now();
+        self.timers.iter().any(|((id, timer), at)| {
+            *timer == Timer::MasterDown && self.confirming[*id] && *at <= now
+        })
+    }
+
     /// Fires every timer that is due, and the adverts due within their
     /// slack.
     pub async fn fire_due(&mut self) {

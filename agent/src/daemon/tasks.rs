@@ -80,6 +80,20 @@ struct World {
     link_states: Vec<(String, bool)>,
 }
 
+impl World {
+    /// A packet or a track update, unless it belongs to a replaced
+    /// configuration.
+    async fn input(&mut self, generation: u64, input: Input) {
+        if generation != self.generation {
+            return;
+        }
+        match input {
+            Input::Packet { socket, received } => self.daemon.packet(socket, received).await,
+            Input::Track(u) => self.daemon.track(&u.name, u.up).await,
+        }
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         for t in &self.tasks {
@@ -413,16 +427,22 @@ pub async fn main(options: &Options, io: &Handle) -> Result<(), DaemonError> {
             // Timers first (a flood of packets must not delay an advert),
             // then packets, requests and signals; address work last.
             biased;
-            () = sleep_until(&clock, deadline), if deadline.is_some() => world.daemon.fire_due().await,
-            Some((generation, input)) = input_rx.recv() => {
-                if generation != world.generation {
-                    continue;
+            () = sleep_until(&clock, deadline), if deadline.is_some() => {
+                // A loop that did not run for a while wakes with the confirm
+                // timer and its master's advert both ready: the advert (read
+                // by the receiver threads, waiting here) goes first, at most
+                // what is queued now.
+                if world.daemon.confirmed_master_down_due() {
+                    for _ in 0..input_rx.len() {
+                        match input_rx.try_recv() {
+                            Ok((generation, input)) => world.input(generation, input).await,
+                            Err(_) => break,
+                        }
+                    }
                 }
-                match input {
-                    Input::Packet { socket, received } => world.daemon.packet(socket, received).await,
-                    Input::Track(u) => world.daemon.track(&u.name, u.up).await,
-                }
+                world.daemon.fire_due().await;
             }
+            Some((generation, input)) = input_rx.recv() => world.input(generation, input).await,
             Some(request) = status_rx.recv() => match request {
                 status::Request::Status(reply) => {
                     let mut snapshot = world.daemon.snapshot();
