@@ -394,7 +394,9 @@ fn nopreempt_keeps_the_vip_on_the_current_master() {
 /// production) finds its master's adverts waiting in the socket when it
 /// runs again, and stays backup: its overdue Master_Down timer waits
 /// `MASTER_DOWN_CONFIRM` for them instead of taking over at once. The same
-/// when master and backup were stopped together and resume at once.
+/// when master and backup were stopped together and the backup resumes
+/// first: its timer ran late, so it waits the time it lost (up to an
+/// advert interval) for the master to wake and send the advert it owes.
 #[test]
 fn a_backup_resumed_after_a_stall_reads_its_masters_adverts_first() {
     use nix::sys::signal::{Signal, kill};

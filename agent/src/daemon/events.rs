@@ -53,6 +53,24 @@ const ADVER_SLACK: u32 = 64;
 /// A dead master costs this much more takeover time, no more.
 pub const MASTER_DOWN_CONFIRM: std::time::Duration = std::time::Duration::from_millis(2);
 
+/// How long an overdue Master_Down timer waits before it counts, when the
+/// loop ran it `late` after its deadline. A loop that ran late was not
+/// running itself (in a VM, the host stopped the machine): a master
+/// stopped with it is only now sending the advert it owed, after its own
+/// wake-up. The wait grows by the time this host lost, at most one advert
+/// interval; a loop on time waits [`MASTER_DOWN_CONFIRM`], so a dead
+/// master's takeover on a running host costs no more than that.
+pub fn master_down_wait(
+    late: std::time::Duration,
+    advert_interval: std::time::Duration,
+) -> std::time::Duration {
+    if late <= MASTER_DOWN_CONFIRM {
+        MASTER_DOWN_CONFIRM
+    } else {
+        MASTER_DOWN_CONFIRM + late.min(advert_interval)
+    }
+}
+
 /// Address work queued by a transition, done between protocol inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum VipJob {
@@ -468,10 +486,21 @@ impl Daemon {
         for ((id, timer), at) in due {
             self.timers.remove(&(id, timer));
             if timer == Timer::MasterDown && !std::mem::take(&mut self.confirming[id]) {
-                // Adverts already received are read before it counts.
+                // Adverts already received, or owed by a master stalled
+                // with this host, are read before it counts.
+                let late = now.saturating_duration_since(at);
+                let instance = &self.router.instances()[id];
+                let wait = master_down_wait(late, instance.params().advert_interval);
+                if wait > MASTER_DOWN_CONFIRM {
+                    log(&format!(
+                        "{}: Master_Down timer ran {:.1} ms late (this host was not running): waiting {:.1} ms for the master's advert",
+                        instance.name(),
+                        late.as_secs_f64() * 1e3,
+                        wait.as_secs_f64() * 1e3
+                    ));
+                }
                 self.confirming[id] = true;
-                self.timers
-                    .insert((id, timer), Instant::now() + MASTER_DOWN_CONFIRM);
+                self.timers.insert((id, timer), Instant::now() + wait);
                 continue;
             }
             let now = self.now();
@@ -1034,6 +1063,28 @@ pub fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overdue_master_down_waits_for_the_time_the_host_lost() {
+        use std::time::Duration;
+        let ms = Duration::from_millis;
+        // On time (timerfd wake-ups are well under the confirmation).
+        assert_eq!(master_down_wait(ms(0), ms(10)), MASTER_DOWN_CONFIRM);
+        assert_eq!(
+            master_down_wait(MASTER_DOWN_CONFIRM, ms(10)),
+            MASTER_DOWN_CONFIRM
+        );
+        // Stalled: the lost time, up to one advert interval.
+        assert_eq!(master_down_wait(ms(7), ms(10)), MASTER_DOWN_CONFIRM + ms(7));
+        assert_eq!(
+            master_down_wait(ms(53), ms(10)),
+            MASTER_DOWN_CONFIRM + ms(10)
+        );
+        assert_eq!(
+            master_down_wait(ms(53), ms(1000)),
+            MASTER_DOWN_CONFIRM + ms(53)
+        );
+    }
 
     #[test]
     fn notify_jobs_specific_then_generic_with_arguments() {
