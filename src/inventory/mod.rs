@@ -217,13 +217,16 @@ impl Inventory {
             return self.hosts.iter().map(|h| h.name.clone()).collect();
         }
         let mut out: Vec<String> = Vec::new();
+        // Beside `out`, for a group of thousands of hosts (linear, not
+        // quadratic).
+        let mut listed: HashSet<&str> = HashSet::new();
         let mut seen: Vec<&str> = vec![name];
         let mut level: Vec<&str> = vec![name];
         while !level.is_empty() {
             let mut next = Vec::new();
             for g in level.iter().filter_map(|n| self.group(n)) {
                 for h in &g.hosts {
-                    if !out.contains(h) {
+                    if listed.insert(h.as_str()) {
                         out.push(h.clone());
                     }
                 }
@@ -554,7 +557,7 @@ impl Inventory {
         secrets: ListSecrets,
     ) -> serde_json::Value {
         use serde_json::{Map, Value as J};
-        let available: Vec<&str> = match hosts {
+        let available: HashSet<&str> = match hosts {
             Some(h) => h.iter().map(String::as_str).collect(),
             None => self.hosts.iter().map(|h| h.name.as_str()).collect(),
         };

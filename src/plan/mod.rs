@@ -42,7 +42,7 @@ pub(crate) use parse::parse_cidr;
 use parse::parse_vip;
 pub use parse::{did_you_mean, network};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -106,7 +106,7 @@ pub const PAIRS_GROUP: &str = "hactl_pairs";
 // ===== errors =====
 
 /// One problem, with where it was written and the variable it is about.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlanError {
     pub origin: Option<Origin>,
     pub key: String,
@@ -296,6 +296,7 @@ pub fn resolve(
 ) -> Result<ClusterPlan, PlanErrors> {
     let mut r = Resolver {
         errors: Vec::new(),
+        recorded: HashSet::new(),
         base: inv.path.parent().unwrap_or(Path::new(".")).to_path_buf(),
         env,
     };
@@ -359,6 +360,9 @@ struct ReadInstance {
 
 struct Resolver<'a> {
     errors: Vec<PlanError>,
+    /// The errors above, once each (an inventory of thousands of bad
+    /// hosts is checked in linear time).
+    recorded: HashSet<PlanError>,
     base: PathBuf,
     env: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -370,7 +374,7 @@ impl Resolver<'_> {
             key: key.to_string(),
             message,
         };
-        if !self.errors.contains(&e) {
+        if self.recorded.insert(e.clone()) {
             self.errors.push(e);
         }
     }
