@@ -89,6 +89,13 @@ pub enum YamlError {
     Tag { origin: Origin, tag: String },
     #[error("{origin}: unknown YAML alias")]
     Alias { origin: Origin },
+    #[error("{origin}: aliases expand to more than {max} YAML nodes")]
+    AliasExpansion { origin: Origin, max: usize },
+    /// A sequence or mapping used as a mapping key: Ansible's YAML loader
+    /// (PyYAML) refuses it as "found unhashable key", and so do we (as a
+    /// JSON name, a key nested in keys would double in length per level).
+    #[error("{origin}: {kind} cannot be a mapping key (found unhashable key)")]
+    UnhashableKey { origin: Origin, kind: &'static str },
     #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
@@ -100,9 +107,11 @@ pub enum YamlError {
 impl YamlError {
     pub fn origin(&self) -> Option<&Origin> {
         match self {
-            Self::Syntax { origin, .. } | Self::Tag { origin, .. } | Self::Alias { origin } => {
-                Some(origin)
-            }
+            Self::Syntax { origin, .. }
+            | Self::Tag { origin, .. }
+            | Self::Alias { origin }
+            | Self::AliasExpansion { origin, .. }
+            | Self::UnhashableKey { origin, .. } => Some(origin),
             Self::Read { .. } => None,
         }
     }
@@ -224,6 +233,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<Node, YamlError> {
         file: file.clone(),
         stack: Vec::new(),
         anchors: HashMap::new(),
+        aliased: 0,
         root: None,
         error: None,
     };
@@ -271,6 +281,8 @@ struct Builder {
     file: Arc<PathBuf>,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
+    /// Nodes copied in by aliases so far, against [`ALIASED_NODES_MAX`].
+    aliased: usize,
     root: Option<Node>,
     error: Option<YamlError>,
 }
@@ -291,6 +303,12 @@ impl Builder {
     }
 
     fn push_node(&mut self, node: Node) {
+        if let Err(e) = self.place(node) {
+            self.fail(e);
+        }
+    }
+
+    fn place(&mut self, node: Node) -> Result<(), YamlError> {
         match self.stack.last_mut() {
             None => {
                 if self.root.is_none() {
@@ -311,25 +329,54 @@ impl Builder {
                     if is_merge {
                         merges.push(node);
                     } else {
-                        insert_entry(entries, key_of(&key), node);
+                        insert_entry(entries, key_of(&key)?, node);
                     }
                 }
             },
         }
+        Ok(())
     }
 }
 
-fn key_of(node: &Node) -> Key {
+/// How many nodes aliases may copy into one document: far above any
+/// inventory (an alias copies a group's vars, a few hundred nodes), far
+/// below what nested aliases can reach in a few lines ("billion laughs").
+pub const ALIASED_NODES_MAX: usize = 1_000_000;
+
+/// The nodes in `node`, or `None` past `limit`.
+fn count_nodes(node: &Node, limit: usize) -> Option<usize> {
+    let mut count = 0usize;
+    let mut todo = vec![node];
+    while let Some(n) = todo.pop() {
+        count += 1;
+        if count > limit {
+            return None;
+        }
+        match &n.value {
+            Value::Seq(items) => todo.extend(items),
+            Value::Map(entries) => todo.extend(entries.iter().map(|(_, v)| v)),
+            _ => {}
+        }
+    }
+    Some(count)
+}
+
+fn key_of(node: &Node) -> Result<Key, YamlError> {
     let name = match &node.value {
         Value::Null => "null".to_string(),
         Value::Bool(b) => b.to_string(),
-        Value::Seq(_) | Value::Map(_) => node.to_json().to_string(),
+        Value::Seq(_) | Value::Map(_) => {
+            return Err(YamlError::UnhashableKey {
+                origin: node.origin.clone(),
+                kind: node.kind(),
+            });
+        }
         _ => node.scalar_text().unwrap_or_default(),
     };
-    Key {
+    Ok(Key {
         name,
         origin: node.origin.clone(),
-    }
+    })
 }
 
 fn insert_entry(entries: &mut Vec<(Key, Node)>, key: Key, value: Node) {
@@ -358,8 +405,21 @@ impl MarkedEventReceiver for Builder {
                 }
                 self.push_node(node);
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_node(node),
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(node) => {
+                    let budget = ALIASED_NODES_MAX - self.aliased;
+                    match count_nodes(node, budget) {
+                        Some(n) => {
+                            self.aliased += n;
+                            let node = node.clone();
+                            self.push_node(node);
+                        }
+                        None => self.fail(YamlError::AliasExpansion {
+                            origin,
+                            max: ALIASED_NODES_MAX,
+                        }),
+                    }
+                }
                 None => self.fail(YamlError::Alias { origin }),
             },
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Seq {
@@ -704,5 +764,38 @@ mod tests {
         let origin = err.origin().unwrap();
         assert!(origin.line >= 2, "{err}");
         assert!(err.to_string().starts_with("bad.yml:"), "{err}");
+    }
+
+    #[test]
+    fn a_list_or_mapping_as_a_key_is_refused_with_its_line() {
+        // Nested mapping keys once grew their JSON names 2^depth long
+        // (a fuzzed inventory of 283 bytes took 4 GB).
+        let depth = 40;
+        let nested = "{".repeat(depth) + &"}".repeat(depth);
+        let text = format!("all:\n  g: {{{nested}: x}}\n");
+        let err = load_str(&text, Path::new("k.yml")).unwrap_err();
+        assert_eq!(err.origin().unwrap().line, 2, "{err}");
+        assert!(err.to_string().contains("cannot be a mapping key"), "{err}");
+        let err = load_str("[a, b]: 1\n", Path::new("k.yml")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("k.yml:1: a list cannot"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn nested_aliases_stop_at_the_expansion_limit() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            let items = [prev.as_str(); 10].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{items}]\n"));
+        }
+        let err = load_str(&text, Path::new("lol.yml")).unwrap_err();
+        assert!(
+            err.to_string().contains("aliases expand to more than"),
+            "{err}"
+        );
+        assert!(err.origin().unwrap().line >= 6, "{err}");
     }
 }
