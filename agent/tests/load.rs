@@ -643,7 +643,8 @@ fn thousand_instances_start_at_once_and_converge_without_a_storm() {
 //
 // Each prints Markdown rows, our agent and keepalived 2.2.7 measured in the
 // same run on the same namespaces. HACTL_BENCH_TRIALS (default 10) and
-// HACTL_BENCH_SECS (default 60 per load level) size them.
+// HACTL_BENCH_SECS (default 60 per load level) size them; HACTL_BENCH_LOADS
+// (default "4,8,16") picks the load levels.
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -766,7 +767,12 @@ fn bench_fast_adverts_under_load() {
     let secs = env_or("HACTL_BENCH_SECS", 60);
     let mut rows = Vec::new();
     let only = std::env::var("HACTL_BENCH_ONLY").ok();
-    for load in [4usize, 8, 16] {
+    let loads: Vec<usize> = std::env::var("HACTL_BENCH_LOADS")
+        .unwrap_or_else(|_| "4,8,16".into())
+        .split(',')
+        .map(|l| l.trim().parse().expect("HACTL_BENCH_LOADS: numbers, e.g. 4,8,16"))
+        .collect();
+    for load in loads {
         for kind in [Kind::Agent, Kind::Keepalived] {
             if only.as_deref().is_some_and(|o| o != kind.name()) {
                 continue;
