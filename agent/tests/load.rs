@@ -770,7 +770,11 @@ fn bench_fast_adverts_under_load() {
     let loads: Vec<usize> = std::env::var("HACTL_BENCH_LOADS")
         .unwrap_or_else(|_| "4,8,16".into())
         .split(',')
-        .map(|l| l.trim().parse().expect("HACTL_BENCH_LOADS: numbers, e.g. 4,8,16"))
+        .map(|l| {
+            l.trim()
+                .parse()
+                .expect("HACTL_BENCH_LOADS: numbers, e.g. 4,8,16")
+        })
         .collect();
     for load in loads {
         for kind in [Kind::Agent, Kind::Keepalived] {

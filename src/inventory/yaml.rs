@@ -62,8 +62,9 @@ pub struct Node {
     pub origin: Origin,
 }
 
-/// A mapping key: its text (non-string keys are shown as JSON shows them) and
-/// its position.
+/// A mapping key: its text (a null, boolean or number as YAML writes it; a
+/// list or mapping key is refused, see [`YamlError::UnhashableKey`]) and its
+/// position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Key {
     pub name: String,
@@ -341,7 +342,7 @@ impl Builder {
 /// How many nodes aliases may copy into one document: far above any
 /// inventory (an alias copies a group's vars, a few hundred nodes), far
 /// below what nested aliases can reach in a few lines ("billion laughs").
-pub const ALIASED_NODES_MAX: usize = 1_000_000;
+const ALIASED_NODES_MAX: usize = 1_000_000;
 
 /// The nodes in `node`, or `None` past `limit`.
 fn count_nodes(node: &Node, limit: usize) -> Option<usize> {
