@@ -252,7 +252,14 @@ mod tests {
             timeout: Duration::from_secs(2),
         };
         assert_eq!(run(&probe(open), None).await, Outcome::Pass);
-        drop(listener);
-        assert!(!run(&probe(open), None).await.passed());
+        // A port bound without listen refuses connections, and, unlike a
+        // port merely released, can be neither taken by a parallel test nor
+        // picked as the probe's own source port (a TCP self-connect).
+        let bound = tokio::net::TcpSocket::new_v4().expect("socket");
+        bound
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
+        let closed = bound.local_addr().expect("addr");
+        assert!(!run(&probe(closed), None).await.passed());
     }
 }
