@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -51,7 +51,7 @@ const ADVER_SLACK: u32 = 64;
 /// at the same instant; the advert, queued in the socket or sent by a
 /// master stalled with us, arrives within this and the backup stays one.
 /// A dead master costs this much more takeover time, no more.
-pub const MASTER_DOWN_CONFIRM: std::time::Duration = std::time::Duration::from_millis(2);
+pub const MASTER_DOWN_CONFIRM: Duration = Duration::from_millis(2);
 
 /// How long an overdue Master_Down timer waits before it counts, when the
 /// loop ran it `late` after its deadline. A loop that ran late was not
@@ -60,10 +60,7 @@ pub const MASTER_DOWN_CONFIRM: std::time::Duration = std::time::Duration::from_m
 /// wake-up. The wait grows by the time this host lost, at most one advert
 /// interval; a loop on time waits [`MASTER_DOWN_CONFIRM`], so a dead
 /// master's takeover on a running host costs no more than that.
-pub fn master_down_wait(
-    late: std::time::Duration,
-    advert_interval: std::time::Duration,
-) -> std::time::Duration {
+pub fn master_down_wait(late: Duration, advert_interval: Duration) -> Duration {
     if late <= MASTER_DOWN_CONFIRM {
         MASTER_DOWN_CONFIRM
     } else {
@@ -94,6 +91,12 @@ pub struct Daemon {
     history: Vec<VecDeque<TransitionRecord>>,
     master_seen: Vec<Option<IpAddr>>,
     last_advert: Vec<Option<String>>,
+    /// When each instance last accepted an advert: a Master_Down takeover
+    /// says how long its master was silent.
+    last_heard: Vec<Option<Instant>>,
+    /// When an advert sent behind its schedule was last logged (one line
+    /// a second for all instances).
+    late_logged: Option<Instant>,
     send_failing: Vec<bool>,
     vips: VipDriver,
     ledger: VipLedger,
@@ -221,6 +224,8 @@ impl Daemon {
             history: vec![VecDeque::new(); n],
             master_seen: vec![None; n],
             last_advert: vec![None; n],
+            last_heard: vec![None; n],
+            late_logged: None,
             send_failing: vec![false; n],
             plan,
             vips,
@@ -300,7 +305,7 @@ impl Daemon {
         &self.plan
     }
 
-    fn now(&self) -> std::time::Duration {
+    fn now(&self) -> Duration {
         Instant::now().saturating_duration_since(self.base)
     }
 
@@ -405,6 +410,7 @@ impl Daemon {
         // After the actions: a transition resets what we saw.
         if !discarded && advert.priority > 0 {
             self.last_advert[id] = Some(rfc3339(SystemTime::now()));
+            self.last_heard[id] = Some(Instant::now());
             if self.router.instances()[id].state() == State::Backup {
                 self.master_seen[id] = Some(received.src);
                 self.note_master(id);
@@ -503,6 +509,9 @@ impl Daemon {
                 self.timers.insert((id, timer), Instant::now() + wait);
                 continue;
             }
+            if timer == Timer::Adver {
+                self.log_late_advert(id, now.saturating_duration_since(at));
+            }
             let now = self.now();
             let actions = self.router.handle(id, now, Event::TimerFired(timer));
             self.firing = Some(((id, timer), at));
@@ -562,11 +571,22 @@ impl Daemon {
             match action {
                 Action::Transition { from, to, reason } => {
                     let name = &self.plan.wire[id].name;
+                    // A backup taking over says how long its master was
+                    // silent: the Master_Down_Interval, or more when this
+                    // loop ran late.
+                    let silent = match (from, to, self.last_heard[id]) {
+                        (State::Backup, State::Master, Some(at)) => format!(
+                            ", last advert heard {:.1} ms before",
+                            at.elapsed().as_secs_f64() * 1e3
+                        ),
+                        _ => String::new(),
+                    };
                     log(&format!(
-                        "{name}: {} -> {} ({reason})",
+                        "{name}: {} -> {} ({reason}{silent})",
                         state_name(from),
                         state_name(to)
                     ));
+                    self.last_heard[id] = None;
                     let record = TransitionRecord {
                         from: state_name(from).to_owned(),
                         to: state_name(to).to_owned(),
@@ -674,6 +694,28 @@ impl Daemon {
                 self.send_result(o.id, result);
             }
         }
+    }
+
+    /// Logs an advert that goes out a whole interval or more behind its
+    /// schedule (the loop or the host did not run): under fast adverts, the
+    /// first thing to look at when a backup took over from a live master.
+    /// One line a second at most, whatever the number of instances.
+    fn log_late_advert(&mut self, id: InstanceId, late: Duration) {
+        let interval = self.router.instances()[id].params().advert_interval;
+        if late < interval
+            || self
+                .late_logged
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.late_logged = Some(Instant::now());
+        log(&format!(
+            "{}: advert sent {:.1} ms behind its schedule (interval {:.1} ms)",
+            self.plan.wire[id].name,
+            late.as_secs_f64() * 1e3,
+            interval.as_secs_f64() * 1e3
+        ));
     }
 
     fn send_result(&mut self, id: InstanceId, result: Result<(), String>) {
@@ -1066,7 +1108,6 @@ mod tests {
 
     #[test]
     fn an_overdue_master_down_waits_for_the_time_the_host_lost() {
-        use std::time::Duration;
         let ms = Duration::from_millis;
         // On time (timerfd wake-ups are well under the confirmation).
         assert_eq!(master_down_wait(ms(0), ms(10)), MASTER_DOWN_CONFIRM);
