@@ -1145,6 +1145,65 @@ fn sighup_reloads_a_changed_config() {
     );
 }
 
+/// SIGHUP with a changed virtual_ipaddress block only: the master keeps its
+/// state (as keepalived's reload does), adds the new address, releases the
+/// one gone, and the backup stays BACKUP throughout.
+#[test]
+fn sighup_changing_only_the_addresses_keeps_the_master() {
+    require_root();
+    let segment = Segment::new(2);
+    let (mut a, b) = started_pair(&segment);
+    let master_before = a.instance().transitions;
+    let backup_before = b.instance().transitions;
+    let extra = IpAddr::V4(Segment::ipv4(103));
+    let log = |n: &Agent| n.process.as_ref().map(Spawned::stderr).unwrap_or_default();
+
+    let mut conf = InstanceConf::v3(150);
+    conf.vip = format!("{}/24\n    {extra}/24", vip());
+    std::fs::write(a.dir.join("keepalived.conf"), conf.render(0)).expect("new config");
+    nix::sys::signal::kill(a.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    wait_until(DEADLINE, "the added address on the master", || {
+        a.holds(extra)
+    });
+    assert!(a.has_vip(), "the address kept stays on the master");
+    assert!(
+        log(&a).contains("VI_1: virtual addresses changed (1 added, 0 removed)"),
+        "{}",
+        log(&a)
+    );
+
+    conf.vip = format!("{extra}/24");
+    std::fs::write(a.dir.join("keepalived.conf"), conf.render(0)).expect("new config");
+    nix::sys::signal::kill(a.pid(), nix::sys::signal::Signal::SIGHUP).expect("SIGHUP");
+    wait_until(DEADLINE, "the removed address gone from the master", || {
+        !a.has_vip()
+    });
+    assert!(a.holds(extra), "the address kept stays on the master");
+    let i = a.instance();
+    assert_eq!(i.state, "MASTER");
+    assert_eq!(i.transitions, master_before, "the master never left MASTER");
+    assert_eq!(
+        b.instance().transitions,
+        backup_before,
+        "the backup never took over"
+    );
+    assert!(!b.holds(extra) && !b.has_vip(), "the backup holds nothing");
+    // The ledger followed the change: killed and started again, the agent
+    // cleans up the address it held, and none it released.
+    a.stop(nix::sys::signal::Signal::SIGKILL);
+    a.start();
+    a.wait_state("MASTER");
+    let text = log(&a);
+    let cleaned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("removed leftover"))
+        .collect();
+    assert!(
+        !cleaned.is_empty() && cleaned.iter().all(|l| l.contains(&format!("{extra}/"))),
+        "the ledger must name the held address only:\n{text}"
+    );
+}
+
 /// The status socket is root-only (issue 14: mode 0600 and a peer-credential
 /// check) and the table names every instance.
 #[test]

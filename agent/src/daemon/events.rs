@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::config::Family;
+use crate::config::{Family, VirtualAddress};
 use crate::glue::{NotifyScripts, Plan, WireSettings};
 use crate::gratuitous::Announcer;
 use crate::instance::{Action, Advert, Event, Instance, State, Timer};
@@ -859,9 +859,69 @@ impl Daemon {
         }
     }
 
+    /// After a reload that changed only the virtual addresses of some
+    /// instances (`(id, old addresses)`; they kept their state, as
+    /// keepalived's reload does): their masters release the addresses gone,
+    /// then add the new ones and announce them; a backup holds none. Every
+    /// release goes first, so an address moved between two masters ends up
+    /// on its new instance.
+    pub async fn change_vips(&mut self, changed: &[(InstanceId, Vec<VirtualAddress>)]) {
+        let mut additions = Vec::new();
+        for (id, old) in changed {
+            let id = *id;
+            let wire = &self.plan.wire[id];
+            let gone: Vec<VirtualAddress> = old
+                .iter()
+                .filter(|v| !wire.vips.contains(v))
+                .cloned()
+                .collect();
+            let added: Vec<VirtualAddress> = wire
+                .vips
+                .iter()
+                .filter(|v| !old.contains(v))
+                .cloned()
+                .collect();
+            let master = self.router.instances()[id].state() == State::Master;
+            log(&format!(
+                "{}: virtual addresses changed ({} added, {} removed){}",
+                wire.name,
+                added.len(),
+                gone.len(),
+                if master { "" } else { ", none held as BACKUP" }
+            ));
+            if master {
+                self.remove_addresses(id, &gone).await;
+                additions.push((id, added));
+            }
+        }
+        for (id, added) in additions {
+            let wire = &self.plan.wire[id];
+            let entries: Vec<LedgerEntry> = added
+                .iter()
+                .map(|vip| LedgerEntry {
+                    interface: wire.vip_interface(vip).to_owned(),
+                    address: vip.address.to_string(),
+                })
+                .collect();
+            // Recorded first, as for a takeover's addresses.
+            if let Err(e) = self.ledger.record_many(&entries) {
+                log(&chain(&e));
+            }
+            self.add_addresses(id, &added).await;
+            if !added.is_empty() {
+                self.garp_queue.push_back(id);
+            }
+        }
+    }
+
     async fn add_vips(&mut self, id: InstanceId) {
+        let vips = self.plan.wire[id].vips.clone();
+        self.add_addresses(id, &vips).await;
+    }
+
+    async fn add_addresses(&mut self, id: InstanceId, vips: &[VirtualAddress]) {
         let wire = self.plan.wire[id].clone();
-        for vip in &wire.vips {
+        for vip in vips {
             let entry = LedgerEntry {
                 interface: wire.vip_interface(vip).to_owned(),
                 address: vip.address.to_string(),
@@ -879,8 +939,13 @@ impl Daemon {
     }
 
     async fn remove_vips(&mut self, id: InstanceId) {
+        let vips = self.plan.wire[id].vips.clone();
+        self.remove_addresses(id, &vips).await;
+    }
+
+    async fn remove_addresses(&mut self, id: InstanceId, vips: &[VirtualAddress]) {
         let wire = self.plan.wire[id].clone();
-        for vip in &wire.vips {
+        for vip in vips {
             let entry = LedgerEntry {
                 interface: wire.vip_interface(vip).to_owned(),
                 address: vip.address.to_string(),

@@ -44,7 +44,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::config::{self, Config, Family};
+use crate::config::{self, Config, Family, VirtualAddress};
 use crate::email;
 use crate::glue::{self, INTERFACE_TRACK_PREFIX, NotifyScripts, Plan};
 use crate::lvs;
@@ -582,6 +582,15 @@ async fn reload(
     };
     let old_plan = world.daemon.plan().clone();
     let kept = kept_instances(&old_plan, old, &plan, &loaded.config);
+    // Kept instances whose virtual addresses changed: new index, old set.
+    let readdressed: Vec<(usize, Vec<VirtualAddress>)> = kept
+        .iter()
+        .enumerate()
+        .filter_map(|(n, o)| {
+            let old_vips = &old_plan.wire[(*o)?].vips;
+            (*old_vips != plan.wire[n].vips).then(|| (n, old_vips.clone()))
+        })
+        .collect();
     if plan == old_plan && kept.iter().all(Option::is_some) {
         let lvs_same = loaded.config.virtual_servers == old.virtual_servers
             && loaded.config.virtual_server_groups == old.virtual_server_groups;
@@ -629,6 +638,7 @@ async fn reload(
             remove_vmacs(&old_plan, Some(new_world.daemon.plan())).await;
             let states = new_world.link_states.clone();
             new_world.daemon.resume(&states, fresh).await;
+            new_world.daemon.change_vips(&readdressed).await;
             *world = new_world;
             Some(loaded.config)
         }
@@ -689,7 +699,11 @@ fn kept_instances(
                 .wire
                 .iter()
                 .position(|w| w.name == plan.wire[n].name)?;
-            let same = old_plan.wire[o] == plan.wire[n]
+            // The addresses may change under a running instance
+            // (`Daemon::change_vips`); anything else restarts it.
+            let mut wire = plan.wire[n].clone();
+            wire.vips.clone_from(&old_plan.wire[o].vips);
+            let same = old_plan.wire[o] == wire
                 && old_plan.params[o] == plan.params[n]
                 && plan.params[n].tracks.iter().all(|t| same_script(&t.name));
             same.then_some(o)
