@@ -4,6 +4,9 @@
 
 use super::*;
 
+/// Bad host names of one pair listed one by one; the rest are counted.
+const BAD_HOST_NAMES_LISTED: usize = 10;
+
 impl Resolver<'_> {
     pub(super) fn pair(
         &mut self,
@@ -21,12 +24,31 @@ impl Resolver<'_> {
             &format!("pair {name:?}: a pair (group) name"),
             names::word(name, 64),
         );
-        let mut hosts_ok = true;
+        // Each bad host name is an error of its own, up to
+        // BAD_HOST_NAMES_LISTED; a range of thousands of bad names ends in
+        // one line for the rest.
+        let mut bad = 0;
         for h in &hosts {
-            let origin = inv.host(h).map(|x| x.origin.clone());
-            let what = format!("host {h:?}:");
-            hosts_ok &= self.rule(origin, "hosts", &what, names::host_name(h));
+            let result = names::host_name(h);
+            if result.is_err() {
+                bad += 1;
+                if bad <= BAD_HOST_NAMES_LISTED {
+                    let origin = inv.host(h).map(|x| x.origin.clone());
+                    self.rule(origin, "hosts", &format!("host {h:?}:"), result);
+                }
+            }
         }
+        if bad > BAD_HOST_NAMES_LISTED {
+            self.err(
+                group.origin.clone(),
+                "hosts",
+                format!(
+                    "pair {name:?}: {} more host(s) with names refused as above",
+                    bad - BAD_HOST_NAMES_LISTED
+                ),
+            );
+        }
+        let hosts_ok = bad == 0;
         if !named_ok || !hosts_ok {
             return None;
         }

@@ -485,3 +485,25 @@ fn passwords_yaml_would_change_are_refused() {
     );
     assert!(e.to_string().contains("inv.yml:8"), "{e}");
 }
+
+#[test]
+fn thousands_of_bad_host_names_make_ten_errors_and_a_count() {
+    let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n            lb[0000:1999]+x:\n";
+    let errors = plan(text).unwrap_err().0;
+    let named: Vec<&PlanError> = errors
+        .iter()
+        .filter(|e| e.message.starts_with("host \"lb"))
+        .collect();
+    assert_eq!(named.len(), 10, "{errors:?}");
+    assert!(
+        named
+            .iter()
+            .all(|e| e.origin.as_ref().is_some_and(|o| o.line == 7))
+    );
+    let rest: Vec<&PlanError> = errors
+        .iter()
+        .filter(|e| e.message.contains("1990 more host(s)"))
+        .collect();
+    assert_eq!(rest.len(), 1, "{errors:?}");
+    assert_eq!(rest[0].origin.as_ref().map(|o| o.line), Some(5));
+}
