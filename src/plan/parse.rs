@@ -32,12 +32,17 @@ pub fn network(addr: Ipv4Addr, prefix_len: u8) -> Ipv4Addr {
 
 /// ` (did you mean `x`?)` for the closest candidate, or nothing.
 pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    let limit = 3.max(word.len() / 3);
+    // The distance is at least the difference in length: a candidate that
+    // differs by more than the limit cannot be the hint, and a long
+    // mistyped value is not compared letter by letter with each of them.
     let best = candidates
         .iter()
+        .filter(|c| c.chars().count().abs_diff(word.chars().count()) <= limit)
         .map(|c| (strsim::levenshtein(word, c), *c))
         .min();
     match best {
-        Some((d, c)) if d <= 3.max(word.len() / 3) => format!(" (did you mean `{c}`?)"),
+        Some((d, c)) if d <= limit => format!(" (did you mean `{c}`?)"),
         _ => String::new(),
     }
 }

@@ -507,3 +507,18 @@ fn thousands_of_bad_host_names_make_ten_errors_and_a_count() {
     assert_eq!(rest.len(), 1, "{errors:?}");
     assert_eq!(rest[0].origin.as_ref().map(|o| o.line), Some(5));
 }
+
+#[test]
+fn did_you_mean_skips_candidates_too_far_in_length() {
+    assert_eq!(
+        parse::did_you_mean("hactl_intrface", KNOWN_VARS),
+        " (did you mean `hactl_interface`?)"
+    );
+    // A long mistyped value is no candidate's typo (and is not compared
+    // letter by letter with each).
+    assert_eq!(parse::did_you_mean(&"x".repeat(5000), KNOWN_VARS), "");
+    assert_eq!(
+        parse::did_you_mean("ab", &["abcdefgh", "abc"]),
+        " (did you mean `abc`?)"
+    );
+}
