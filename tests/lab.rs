@@ -328,6 +328,11 @@ fn a_three_host_lab_answers_ssh_and_keeps_hosts_apart() {
                 .stdout,
         )
     };
+    // The background child may not have run `sleep` yet when ssh returns.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while seen_on("h1") != "yes" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(seen_on("h1"), "yes");
     assert_eq!(seen_on("h2"), "no");
     let killed = test_lab.in_host("h2", &format!("pkill -fx '{marker}'; echo $?"));

@@ -198,7 +198,9 @@ mod tests {
             "/bin/sh -c 'sleep 60 & echo $! > {}; wait'",
             pidfile.display()
         );
-        let outcome = run_script(&split_command(&line), None, Duration::from_millis(500)).await;
+        // Long enough for sh to start its child and write the pid on a
+        // loaded machine; the sleep outlives it by far.
+        let outcome = run_script(&split_command(&line), None, Duration::from_secs(2)).await;
         assert_eq!(outcome, Outcome::TimedOut);
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .expect("the script wrote its child's pid")

@@ -79,17 +79,19 @@ mod tests {
     async fn wakes_at_the_deadline_not_the_next_millisecond() {
         let clock = PreciseSleep::new();
         assert!(clock.fd.is_some(), "timerfd available");
-        let mut late = Duration::ZERO;
+        let mut late = Vec::new();
         for _ in 0..20 {
             let at = Instant::now() + Duration::from_micros(2_300);
             clock.until(at).await;
             let now = Instant::now();
             assert!(now >= at, "woke {:?} early", at - now);
-            late = late.max(now - at);
+            late.push(now - at);
         }
         // tokio's timer would wake at 3 ms or later (0.7 ms late or more)
-        // every time; the worst of 20 only tells a loaded machine.
-        assert!(late < Duration::from_millis(50), "woke {late:?} late");
+        // every time; the median tells the clock, the worst only a loaded
+        // or stalled machine (a VM's vCPU stopped for 100 ms).
+        late.sort();
+        assert!(late[10] < Duration::from_micros(700), "woke {late:?} late");
     }
 
     #[tokio::test]
