@@ -98,7 +98,7 @@ impl Drop for TestLab {
 
 fn options() -> SshOptions {
     SshOptions {
-        connect_timeout: Duration::from_secs(1),
+        connect_timeout: Duration::from_secs(3),
         command_timeout: Duration::from_secs(20),
         forks: 3,
         ..SshOptions::default()
