@@ -266,22 +266,28 @@ impl Watch {
         }
     }
 
-    /// Stops; (samples, the most holders of one VIP in one sample).
+    /// Stops; (samples, the most holders of one VIP in two samples in a
+    /// row). A sample reads the hosts one after another, so a handover
+    /// from an earlier-read host to a later one that happens between the
+    /// two reads shows both as holders once; a real overlap lasts into the
+    /// next sample (5 ms on, and every read takes longer than that).
     fn finish(mut self) -> (usize, usize) {
         fs::write(&self.stop, "").unwrap();
         let _ = self.child.wait();
         let text = fs::read_to_string(&self.out).unwrap_or_default();
         let mut most = 0;
         let mut samples = 0;
+        let mut previous = vec![0; self.vips.len()];
         for line in text.lines() {
             samples += 1;
-            for vip in &self.vips {
+            for (i, vip) in self.vips.iter().enumerate() {
                 let prefix = format!("{vip}/");
                 let n = line
                     .split('|')
                     .filter(|host| host.split_whitespace().any(|a| a.starts_with(&prefix)))
                     .count();
-                most = most.max(n);
+                most = most.max(n.min(previous[i]));
+                previous[i] = n;
             }
         }
         (samples, most)
@@ -448,7 +454,7 @@ fn the_fault_matrix_keeps_one_holder_per_vip() {
     );
     let (samples, most) = watch.finish();
     assert!(samples > 50, "the watcher ran: {samples}");
-    assert_eq!(most, 1, "a VIP had two holders in one sample");
+    assert_eq!(most, 1, "a VIP had two holders in two samples in a row");
 
     // ===== VRRP partition and heal =====
     m.lab.exec(
