@@ -42,7 +42,7 @@ pub(crate) use parse::parse_cidr;
 use parse::parse_vip;
 pub use parse::{did_you_mean, network};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -415,9 +415,16 @@ impl Resolver<'_> {
                 }
             }
         }
+        // The hosts of a range share their variables' origin: one error
+        // each, and one guess per name.
         found.sort();
+        found.dedup();
+        let mut hints: HashMap<String, String> = HashMap::new();
         for (origin, name) in found {
-            let hint = did_you_mean(&name, KNOWN_VARS);
+            let hint = hints
+                .entry(name.clone())
+                .or_insert_with(|| did_you_mean(&name, KNOWN_VARS))
+                .clone();
             self.err(Some(origin), &name, format!("unknown hactl variable{hint}"));
         }
     }

@@ -522,3 +522,21 @@ fn did_you_mean_skips_candidates_too_far_in_length() {
         " (did you mean `abc`?)"
     );
 }
+
+#[test]
+fn an_unknown_variable_on_a_range_of_hosts_is_one_error() {
+    let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n            lb[0000:4999]:\n              hactl_intrface: eth0\n";
+    let errors = plan(text).unwrap_err().0;
+    let unknown: Vec<&PlanError> = errors
+        .iter()
+        .filter(|e| e.message.starts_with("unknown hactl variable"))
+        .collect();
+    assert_eq!(unknown.len(), 1, "{errors:?}");
+    assert_eq!(unknown[0].key, "hactl_intrface");
+    assert!(
+        unknown[0]
+            .message
+            .contains("did you mean `hactl_interface`")
+    );
+    assert_eq!(unknown[0].origin.as_ref().map(|o| o.line), Some(8));
+}
