@@ -486,24 +486,23 @@ fn passwords_yaml_would_change_are_refused() {
     assert!(e.to_string().contains("inv.yml:8"), "{e}");
 }
 
+/// The errors whose message passes `keep`.
+fn errors_where(errors: &[PlanError], keep: impl Fn(&str) -> bool) -> Vec<&PlanError> {
+    errors.iter().filter(|e| keep(&e.message)).collect()
+}
+
 #[test]
 fn thousands_of_bad_host_names_make_ten_errors_and_a_count() {
     let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n            lb[0000:1999]+x:\n";
     let errors = plan(text).unwrap_err().0;
-    let named: Vec<&PlanError> = errors
-        .iter()
-        .filter(|e| e.message.starts_with("host \"lb"))
-        .collect();
+    let named = errors_where(&errors, |m| m.starts_with("host \"lb"));
     assert_eq!(named.len(), 10, "{errors:?}");
     assert!(
         named
             .iter()
             .all(|e| e.origin.as_ref().is_some_and(|o| o.line == 7))
     );
-    let rest: Vec<&PlanError> = errors
-        .iter()
-        .filter(|e| e.message.contains("1990 more host(s)"))
-        .collect();
+    let rest = errors_where(&errors, |m| m.contains("1990 more host(s)"));
     assert_eq!(rest.len(), 1, "{errors:?}");
     assert_eq!(rest[0].origin.as_ref().map(|o| o.line), Some(5));
 }
@@ -527,10 +526,7 @@ fn did_you_mean_skips_candidates_too_far_in_length() {
 fn an_unknown_variable_on_a_range_of_hosts_is_one_error() {
     let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n            lb[0000:4999]:\n              hactl_intrface: eth0\n";
     let errors = plan(text).unwrap_err().0;
-    let unknown: Vec<&PlanError> = errors
-        .iter()
-        .filter(|e| e.message.starts_with("unknown hactl variable"))
-        .collect();
+    let unknown = errors_where(&errors, |m| m.starts_with("unknown hactl variable"));
     assert_eq!(unknown.len(), 1, "{errors:?}");
     assert_eq!(unknown[0].key, "hactl_intrface");
     assert!(
