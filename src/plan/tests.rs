@@ -486,6 +486,13 @@ fn passwords_yaml_would_change_are_refused() {
     assert!(e.to_string().contains("inv.yml:8"), "{e}");
 }
 
+/// A pair `web` whose `hosts:` are the given lines (indented by 12).
+fn web_hosts(lines: &str) -> String {
+    format!(
+        "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n{lines}"
+    )
+}
+
 /// The errors whose message passes `keep`.
 fn errors_where(errors: &[PlanError], keep: impl Fn(&str) -> bool) -> Vec<&PlanError> {
     errors.iter().filter(|e| keep(&e.message)).collect()
@@ -493,8 +500,9 @@ fn errors_where(errors: &[PlanError], keep: impl Fn(&str) -> bool) -> Vec<&PlanE
 
 #[test]
 fn thousands_of_bad_host_names_make_ten_errors_and_a_count() {
-    let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n            lb[0000:1999]+x:\n";
-    let errors = plan(text).unwrap_err().0;
+    let errors = plan(&web_hosts("            lb[0000:1999]+x:\n"))
+        .unwrap_err()
+        .0;
     let named = errors_where(&errors, |m| m.starts_with("host \"lb"));
     assert_eq!(named.len(), 10, "{errors:?}");
     assert!(
@@ -524,8 +532,8 @@ fn did_you_mean_skips_candidates_too_far_in_length() {
 
 #[test]
 fn an_unknown_variable_on_a_range_of_hosts_is_one_error() {
-    let text = "all:\n  children:\n    hactl_pairs:\n      children:\n        web:\n          hosts:\n            lb[0000:4999]:\n              hactl_intrface: eth0\n";
-    let errors = plan(text).unwrap_err().0;
+    let hosts = "            lb[0000:4999]:\n              hactl_intrface: eth0\n";
+    let errors = plan(&web_hosts(hosts)).unwrap_err().0;
     let unknown = errors_where(&errors, |m| m.starts_with("unknown hactl variable"));
     assert_eq!(unknown.len(), 1, "{errors:?}");
     assert_eq!(unknown[0].key, "hactl_intrface");

@@ -829,10 +829,7 @@ impl Daemon {
                     .iter()
                     .flat_map(|&id| {
                         let wire = &self.plan.wire[id];
-                        wire.vips.iter().map(|vip| LedgerEntry {
-                            interface: wire.vip_interface(vip).to_owned(),
-                            address: vip.address.to_string(),
-                        })
+                        wire.vips.iter().map(|vip| ledger_entry(wire, vip))
                     })
                     .collect();
                 if let Err(e) = self.ledger.record_many(&entries) {
@@ -896,13 +893,8 @@ impl Daemon {
         }
         for (id, added) in additions {
             let wire = &self.plan.wire[id];
-            let entries: Vec<LedgerEntry> = added
-                .iter()
-                .map(|vip| LedgerEntry {
-                    interface: wire.vip_interface(vip).to_owned(),
-                    address: vip.address.to_string(),
-                })
-                .collect();
+            let entries: Vec<LedgerEntry> =
+                added.iter().map(|vip| ledger_entry(wire, vip)).collect();
             // Recorded first, as for a takeover's addresses.
             if let Err(e) = self.ledger.record_many(&entries) {
                 log(&chain(&e));
@@ -922,10 +914,7 @@ impl Daemon {
     async fn add_addresses(&mut self, id: InstanceId, vips: &[VirtualAddress]) {
         let wire = self.plan.wire[id].clone();
         for vip in vips {
-            let entry = LedgerEntry {
-                interface: wire.vip_interface(vip).to_owned(),
-                address: vip.address.to_string(),
-            };
+            let entry = ledger_entry(&wire, vip);
             if let Err(e) = self.vips.add(&entry.interface, vip).await {
                 log(&format!(
                     "{}: cannot add {} to {}: {}",
@@ -946,10 +935,7 @@ impl Daemon {
     async fn remove_addresses(&mut self, id: InstanceId, vips: &[VirtualAddress]) {
         let wire = self.plan.wire[id].clone();
         for vip in vips {
-            let entry = LedgerEntry {
-                interface: wire.vip_interface(vip).to_owned(),
-                address: vip.address.to_string(),
-            };
+            let entry = ledger_entry(&wire, vip);
             match self.vips.remove(&entry.interface, &entry.address).await {
                 Ok(()) => {
                     if let Err(e) = self.ledger.forget(&entry) {
@@ -1105,6 +1091,14 @@ impl Daemon {
 }
 
 /// The names the status API and logs use (keepalived's).
+/// What the ledger records of `vip`, an address of the instance `wire`.
+fn ledger_entry(wire: &WireSettings, vip: &VirtualAddress) -> LedgerEntry {
+    LedgerEntry {
+        interface: wire.vip_interface(vip).to_owned(),
+        address: vip.address.to_string(),
+    }
+}
+
 pub fn state_name(state: State) -> &'static str {
     match state {
         State::Initialize => "INIT",
