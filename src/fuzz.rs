@@ -206,6 +206,20 @@ mod tests {
             .collect()
     }
 
+    /// The fuzzer's crash of run 9: lvs.yaml with a real server listed
+    /// twice passed the plan and rendered a file the agent refuses. Now
+    /// the plan refuses it with its line.
+    #[test]
+    fn a_real_server_listed_twice_stops_at_the_plan() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lvs = std::fs::read_to_string(root.join("inventories/lvs.yaml")).expect("lvs.yaml");
+        let twice = "                  - {address: 10.0.10.11, check: {type: TCP_CHECK, connect_timeout: 3}}\n";
+        assert!(lvs.contains(twice), "lvs.yaml changed");
+        let crash = lvs.replacen(twice, &format!("{twice}{twice}"), 1);
+        assert_eq!(check_inventory(&crash), Ok(Reached::PlanError));
+        assert_eq!(check_inventory(&lvs), Ok(Reached::Rendered));
+    }
+
     /// Issue 14: thousands of seeded mutations of the repository's
     /// inventories through YAML -> inventory -> plan -> render: no panic,
     /// every error with its file and line, every resolved plan rendering a

@@ -225,6 +225,16 @@ fn virtual_servers_are_read_and_checked() {
             "              - {address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.11, check: {type: TCP_CHECK, retries: 2}}]}\n",
             "unknown key `retries` (did you mean `retry`?)",
         ),
+        (
+            // The implicit port is the virtual server's: the same real server.
+            "              - {address: 10.0.0.50, port: 80, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.11}, {address: 10.0.0.11, port: 80}]}\n",
+            "virtual server 10.0.0.50 80: real server 10.0.0.11 80 is already listed at t.yml:11",
+        ),
+        (
+            // A firewall mark's real servers are rendered without a port.
+            "              - {fwmark: 7, lb_algo: rr, lb_kind: DR, real_servers: [{address: 10.0.0.11, port: 80}, {address: 10.0.0.11, port: 81}]}\n",
+            "virtual server fwmark 7: real server 10.0.0.11 is already listed at t.yml:11",
+        ),
     ];
     for (line, want) in cases {
         let text = web(&format!("{WWW}            hactl_virtual_servers:\n{line}"));
@@ -236,6 +246,24 @@ fn virtual_servers_are_read_and_checked() {
         // The pair's vars: the virtual server is on line 11 of t.yml.
         assert_eq!(hit.origin.as_ref().map(|o| o.line), Some(11), "{hit}");
     }
+
+    // One service twice is refused at the second; UDP beside TCP is another.
+    let dns = |second: &str| {
+        web(&format!(
+            "{WWW}            hactl_virtual_servers:\n              - {{address: 10.0.0.53, port: 53, protocol: UDP, lb_algo: rr, lb_kind: DR, real_servers: [{{address: 10.0.0.11}}]}}\n              - {{address: 10.0.0.53, port: 53, protocol: {second}, lb_algo: rr, lb_kind: DR, real_servers: [{{address: 10.0.0.12}}]}}\n"
+        ))
+    };
+    let errors = plan(&dns("UDP")).expect_err("a duplicate service").0;
+    let hit = errors
+        .iter()
+        .find(|e| {
+            e.message
+                .contains("virtual server 10.0.0.53 53 UDP is already defined at t.yml:11")
+        })
+        .unwrap_or_else(|| panic!("no duplicate error in {errors:?}"));
+    assert_eq!(hit.origin.as_ref().map(|o| o.line), Some(12), "{hit}");
+    let both = plan(&dns("TCP")).unwrap();
+    assert_eq!(both.pairs[0].virtual_servers.len(), 2);
 }
 
 // ===== issue 14: hostile values =====

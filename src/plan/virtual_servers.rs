@@ -17,12 +17,13 @@
 //! The template renders them as `virtual_server` blocks; the host's agent
 //! (or keepalived) checks the rendered file again before it is used.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
 use super::{Resolver, did_you_mean};
-use crate::inventory::{Node, Value};
+use crate::inventory::{Node, Origin, Value};
 
 const KEY: &str = "hactl_virtual_servers";
 
@@ -143,10 +144,24 @@ impl Resolver<'_> {
             self.err_at(node, KEY, "must be a list of virtual servers".into());
             return Vec::new();
         };
-        items
-            .iter()
-            .filter_map(|v| self.virtual_server(v))
-            .collect()
+        // The agent (and keepalived) refuse a second block for one service:
+        // refuse it here, at its line, rather than render it.
+        let mut first: HashMap<String, Origin> = HashMap::new();
+        let mut plans = Vec::new();
+        for v in items {
+            let Some(plan) = self.virtual_server(v) else {
+                continue;
+            };
+            let name = plan.agent_name();
+            if let Some(at) = first.get(&name) {
+                let message = format!("virtual server {name} is already defined at {at}");
+                self.err_at(v, KEY, message);
+                continue;
+            }
+            first.insert(name, v.origin.clone());
+            plans.push(plan);
+        }
+        plans
     }
 
     fn unknown_keys(&mut self, node: &Node, what: &str, known: &[&str]) {
@@ -288,10 +303,9 @@ impl Resolver<'_> {
             );
         }
         let real_servers = match v.get("real_servers").map(|r| (r, r.as_seq())) {
-            Some((_, Some(items))) if !items.is_empty() => items
-                .iter()
-                .filter_map(|r| self.real_server(r, &what))
-                .collect(),
+            Some((_, Some(items))) if !items.is_empty() => {
+                self.real_server_list(items, &what, port.filter(|_| fwmark.is_none()))
+            }
             Some((r, _)) => {
                 self.err_at(
                     r,
@@ -341,6 +355,38 @@ impl Resolver<'_> {
             sorry_server,
             real_servers,
         })
+    }
+
+    /// The real servers of one virtual server. A real server is one
+    /// address and port (the virtual server's port when it gives none;
+    /// a firewall mark's real servers have no port of their own): a second
+    /// entry for it is refused at its line, as the agent refuses it.
+    fn real_server_list(
+        &mut self,
+        items: &[Node],
+        vs: &str,
+        vs_port: Option<u16>,
+    ) -> Vec<RealServerPlan> {
+        let mut first: HashMap<(Ipv4Addr, Option<u16>), Origin> = HashMap::new();
+        let mut plans = Vec::new();
+        for r in items {
+            let Some(rs) = self.real_server(r, vs) else {
+                continue;
+            };
+            let port = vs_port.and(rs.port.or(vs_port));
+            if let Some(at) = first.get(&(rs.address, port)) {
+                let shown = match port {
+                    Some(p) => format!("{} {p}", rs.address),
+                    None => rs.address.to_string(),
+                };
+                let message = format!("{vs}: real server {shown} is already listed at {at}");
+                self.err_at(r, KEY, message);
+                continue;
+            }
+            first.insert((rs.address, port), r.origin.clone());
+            plans.push(rs);
+        }
+        plans
     }
 
     fn real_server(&mut self, r: &Node, vs: &str) -> Option<RealServerPlan> {
